@@ -1,0 +1,1 @@
+"""acme.hello: an example plugbay plugin."""

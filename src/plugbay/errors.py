@@ -1,0 +1,117 @@
+"""Errors raised by plugbay.
+
+Every error derives from one root, so a host can catch everything plugbay raises with
+``except PluginError``. Each class carries the facts as attributes and builds a message
+that says what went wrong and what to do about it.
+
+    PluginError
+    ├── VersionError            a SemVer version or range that does not parse
+    ├── ManifestError           a manifest that does not parse or does not fit the schema
+    ├── ConfigError             the host's config.toml, or a plugin's config, is invalid
+    ├── PlanError               a plugin is not part of the load plan (disabled, blocked, unknown)
+    ├── LoadError               importing, registering, initialising or starting a plugin failed
+    │   └── LoadTimeout         a lifecycle step did not finish within its timeout
+    └── RegistryError           no contribution by that kind and name, or a bad registration
+        └── ContributionNotFound
+"""
+
+from __future__ import annotations
+
+
+class PluginError(Exception):
+    """Root of every error plugbay raises."""
+
+
+class VersionError(PluginError):
+    """A version or a version range is not valid SemVer 2.0 syntax."""
+
+    def __init__(self, text: str, what: str) -> None:
+        self.text = text
+        self.what = what
+        if what == "version":
+            hint = 'expected MAJOR.MINOR.PATCH with optional -PRERELEASE and +BUILD, e.g. "1.2.0"'
+        else:
+            hint = (
+                'expected comparators such as ">=1.0.0,<2.0.0", "^1.2", "~1.2.3", "1.2.*", "*",'
+                ' alternatives joined with "||"'
+            )
+        super().__init__(f"{text!r} is not a valid {what}; {hint}")
+
+
+class ManifestError(PluginError):
+    """A manifest file that cannot be read, parsed or validated.
+
+    ``file`` is the manifest path, ``field`` the dotted path of the offending field ("" for
+    the whole document), ``value`` the offending value (or None), and ``expected`` says
+    what would have been accepted.
+    """
+
+    def __init__(self, file: str, field: str, problem: str, value: object = None) -> None:
+        self.file = file
+        self.field = field
+        self.problem = problem
+        self.value = value
+        where = f"{file}: {field}" if field else file
+        super().__init__(f"{where}: {problem}")
+
+
+class ConfigError(PluginError):
+    """The host configuration file or a plugin's configuration is invalid."""
+
+    def __init__(self, source: str, field: str, problem: str) -> None:
+        self.source = source
+        self.field = field
+        self.problem = problem
+        where = f"{source}: {field}" if field else source
+        super().__init__(f"{where}: {problem}")
+
+
+class PlanError(PluginError):
+    """A plugin asked for by id is not in the load plan."""
+
+    def __init__(self, plugin_id: str, reason: str) -> None:
+        self.plugin_id = plugin_id
+        self.reason = reason
+        super().__init__(f"{plugin_id}: {reason}")
+
+
+class LoadError(PluginError):
+    """A plugin failed at one lifecycle step (import, register, init, start, stop, health)."""
+
+    def __init__(self, plugin_id: str, step: str, reason: str) -> None:
+        self.plugin_id = plugin_id
+        self.step = step
+        self.reason = reason
+        super().__init__(f"{plugin_id}: {step} failed: {reason}")
+
+
+class LoadTimeout(LoadError):
+    """A lifecycle step did not finish in time; the plugin is marked failed."""
+
+    def __init__(self, plugin_id: str, step: str, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            plugin_id,
+            step,
+            f"did not finish within {seconds:g} s (raise the host's load_timeout if it is slow"
+            " on purpose)",
+        )
+
+
+class RegistryError(PluginError):
+    """A registration that breaks the registry's rules."""
+
+
+class ContributionNotFound(RegistryError, LookupError):
+    """No contribution of that kind and name is registered."""
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = known
+        from difflib import get_close_matches
+
+        close = get_close_matches(name, known, n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else ""
+        listing = "plugbay list" if not known else f"one of: {', '.join(sorted(known)[:10])}"
+        super().__init__(f"no {kind} named {name!r} is registered{hint} (known: {listing})")

@@ -1,0 +1,774 @@
+"""The host: lifecycle of every plugin, from discovery to stop (DESIGN §5).
+
+States: ``discovered → resolved → loaded → initialized → started → stopped``, or
+``failed`` (an exception or timeout in one step), ``blocked`` (a dependency cannot
+load) and ``disabled`` (config, policy, incompatibility or unmet dependencies). A plugin
+that fails never takes the host or another plugin down with it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from .config import HostConfig, load_host_config
+from .context import HostInfo, PluginApi, PluginContext
+from .discovery import Catalog, DiscoveryReporter, PluginRecord, Problem, SearchPath, discover
+from .errors import ContributionNotFound, LoadError, LoadTimeout, PlanError, RegistryError
+from .manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_from_mapping
+from .plan import LoadPlan, plan
+from .registry import Handle, Registry
+
+__all__ = ["Health", "Host", "LifecycleEvent", "PluginState", "PluginStatus", "home_for"]
+
+_log = logging.getLogger("plugbay")
+
+BUILTIN_KINDS = ("hook", "command")
+
+
+class PluginState(str, enum.Enum):
+    """Where a plugin is in its lifecycle."""
+
+    DISCOVERED = "discovered"
+    RESOLVED = "resolved"
+    LOADED = "loaded"
+    INITIALIZED = "initialized"
+    STARTED = "started"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    DISABLED = "disabled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEvent:
+    """Sent to listeners added with :meth:`Host.on`."""
+
+    name: str  # host_start, host_stop, plugin_loaded, plugin_failed, plugin_unloaded
+    plugin_id: str | None = None
+    state: PluginState | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """One plugin's health: ``ok``, ``degraded`` or ``failed``, with a message."""
+
+    status: str
+    message: str = ""
+    checked_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class PluginStatus:
+    """A snapshot of one plugin for ``status`` and ``list``."""
+
+    id: str
+    version: str | None
+    state: PluginState
+    reason: str | None
+    origin: str | None
+    runtime: str | None
+    activation: str | None
+    path: str | None
+    timings_ms: Mapping[str, float]
+    detail: str | None = None
+
+
+@dataclass(eq=False)
+class _Slot:
+    """Mutable lifecycle state of one plugin id, guarded by its lock."""
+
+    id: str
+    record: PluginRecord | None
+    dependencies: tuple[str, ...] = ()
+    state: PluginState = PluginState.DISCOVERED
+    reason: str | None = None
+    detail: str | None = None
+    obj: Any = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    workers: set[int] = field(default_factory=set)
+
+
+def home_for(app: str, home: str | os.PathLike[str] | None = None) -> Path:
+    """The host home: ``home`` if given, else ``$<APP>_HOME``, else ``~/.<app>``."""
+    if home is not None:
+        return Path(home).expanduser()
+    env = "".join(c if c.isalnum() else "_" for c in app.upper()) + "_HOME"
+    value = os.environ.get(env)
+    if value:
+        return Path(value).expanduser()
+    return Path.home() / f".{app}"
+
+
+def current_platform() -> str:
+    """``os-arch`` as manifests name platforms, e.g. ``linux-x86_64``, ``darwin-arm64``."""
+    system = {"win32": "windows", "cygwin": "windows"}.get(sys.platform, sys.platform)
+    machine = os.uname().machine.lower() if hasattr(os, "uname") else "amd64"
+    machine = {"amd64": "x86_64", "aarch64": "arm64"}.get(machine, machine)
+    return f"{system}-{machine}"
+
+
+class Host:
+    """Embeds plugbay in an application: discovers, plans, loads and runs its plugins.
+
+    ``kinds`` maps each contribution kind the host accepts to the type (often a
+    ``typing.Protocol``) its objects must satisfy, or None to accept anything. ``hook``
+    and ``command`` are always accepted. With ``kinds=None`` every kind is accepted.
+    """
+
+    def __init__(
+        self,
+        app: str,
+        api_version: str | None = None,
+        *,
+        kinds: Mapping[str, type | None] | None = None,
+        home: str | os.PathLike[str] | None = None,
+        paths: Sequence[str | os.PathLike[str]] = (),
+        config: Mapping[str, Mapping[str, Any]] | None = None,
+        load_timeout: float = 10.0,
+        stop_timeout: float = 10.0,
+        health_timeout: float = 5.0,
+        entry_points: bool = True,
+        system_path: str | os.PathLike[str] | None = None,
+        project_path: str | os.PathLike[str] | None = None,
+        cache: bool = True,
+        reporter: DiscoveryReporter | None = None,
+    ) -> None:
+        self.app = app
+        self.api_version = api_version
+        self.home = home_for(app, home)
+        self.kinds = dict(kinds) if kinds is not None else None
+        self.load_timeout = load_timeout
+        self.stop_timeout = stop_timeout
+        self.health_timeout = health_timeout
+        self.registry = Registry()
+        self.shared: dict[str, Any] = {}
+        self._extra_paths = [Path(p) for p in paths]
+        self._code_config = {k: dict(v) for k, v in (config or {}).items()}
+        self._entry_points = entry_points
+        self._system_path = (
+            Path(system_path) if system_path is not None else Path(f"/usr/local/lib/{app}/plugins")
+        )
+        self._project_path = (
+            Path(project_path) if project_path is not None else Path.cwd() / f".{app}" / "plugins"
+        )
+        self._use_cache = cache
+        self._reporter = reporter
+        self._builtins: dict[str, PluginRecord] = {}
+        self._builtin_objects: dict[str, Any] = {}
+        self._listeners: list[Callable[[LifecycleEvent], None]] = []
+        self._slots: dict[str, _Slot] = {}
+        self._lock = threading.RLock()
+        self._config: HostConfig | None = None
+        self._catalog: Catalog | None = None
+        self._plan: LoadPlan | None = None
+        self._problems: list[Problem] = []
+        self._runtime: Any = None
+        self._started = False
+        self.timings_ms: dict[str, float] = {}
+        self.info = HostInfo(app, api_version, self.home)
+
+    # ------------------------------------------------------------ configuration
+
+    @property
+    def config(self) -> HostConfig:
+        """The parsed ``config.toml`` of the home (read once)."""
+        if self._config is None:
+            self._config = load_host_config(self.home / "config.toml")
+        return self._config
+
+    def add_search_path(self, path: str | os.PathLike[str]) -> None:
+        """Search ``path`` too, with the highest precedence (after config paths)."""
+        self._extra_paths.append(Path(path))
+        self._catalog = self._plan = None
+
+    def add_builtin(
+        self,
+        manifest: Manifest | Mapping[str, Any] | str | os.PathLike[str],
+        plugin: Any = None,
+    ) -> str:
+        """Register a built-in plugin from code; returns its id.
+
+        ``manifest`` is a Manifest, a mapping in manifest form, or the path of a plugin
+        folder or manifest file. ``plugin`` is the plugin object (or class); without it
+        the manifest's ``entry`` is imported normally when the plugin loads.
+        """
+        if isinstance(manifest, Manifest):
+            m, folder, mpath = manifest, "<code>", "<code>"
+        elif isinstance(manifest, Mapping):
+            m, folder, mpath = manifest_from_mapping(manifest, "<code>"), "<code>", "<code>"
+        else:
+            path = Path(manifest)
+            if path.is_dir():
+                found = next((path / n for n in MANIFEST_NAMES if (path / n).is_file()), None)
+                if found is None:
+                    raise PlanError(str(path), f"has no manifest ({', '.join(MANIFEST_NAMES)})")
+                path = found
+            m, folder, mpath = load_manifest(path), str(path.parent), str(path)
+        record = PluginRecord(m, folder, mpath, "builtin", 0)
+        self._builtins[record.id] = record
+        if plugin is not None:
+            self._builtin_objects[record.id] = plugin
+        self._catalog = self._plan = None
+        return record.id
+
+    def on(self, listener: Callable[[LifecycleEvent], None]) -> None:
+        """Call ``listener`` with every :class:`LifecycleEvent`."""
+        self._listeners.append(listener)
+
+    def search_paths(self) -> list[SearchPath]:
+        """Where plugins are looked for, lowest precedence first (DESIGN §1)."""
+        raw: list[tuple[str, Path]] = [
+            ("system", self._system_path),
+            ("user", self.home / "plugins"),
+            ("project", self._project_path),
+        ]
+        raw += [("config", (self.home / Path(p).expanduser())) for p in self.config.paths]
+        raw += [("api", p) for p in self._extra_paths]
+        out: dict[str, SearchPath] = {}
+        for origin, path in raw:
+            key = os.path.abspath(path)
+            out.pop(key, None)  # the same folder twice: it keeps its highest precedence
+            out[key] = SearchPath(origin, Path(key), 0)
+        return [SearchPath(sp.origin, sp.path, i + 1) for i, sp in enumerate(out.values())]
+
+    # ------------------------------------------------------------ discover and plan
+
+    def discover(self) -> Catalog:
+        """Find every plugin (no plugin code is imported); cached in the home."""
+        t0 = time.perf_counter()
+        cache_path = self.home / "cache" / "discovery.msgpack" if self._use_cache else None
+        self._catalog = discover(
+            self.search_paths(),
+            cache_path=cache_path,
+            builtins=list(self._builtins.values()),
+            entry_point_group=f"{self.app}.plugins" if self._entry_points else None,
+            path_entries=[p for p in sys.path if p and os.path.isabs(p)],
+            reporter=self._reporter,
+        )
+        self._plan = None
+        self.timings_ms["discover"] = (time.perf_counter() - t0) * 1e3
+        return self._catalog
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog if self._catalog is not None else self.discover()
+
+    def plan(self) -> LoadPlan:
+        """Decide what loads and in which order (discovers first if needed)."""
+        catalog = self.catalog
+        t0 = time.perf_counter()
+        self._plan = plan(
+            catalog,
+            api_version=self.api_version,
+            policy=self.config.policy,
+            disabled=self.config.disabled,
+            platform=current_platform(),
+        )
+        self.timings_ms["plan"] = (time.perf_counter() - t0) * 1e3
+        return self._plan
+
+    @property
+    def load_plan(self) -> LoadPlan:
+        return self._plan if self._plan is not None else self.plan()
+
+    def problems(self) -> list[Problem]:
+        """Discovery, planning and registration problems, for ``doctor``."""
+        return [*self.catalog.problems, *self.load_plan.problems, *self._problems]
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Plan, register every planned plugin's contributions, start eager plugins."""
+        with self._lock:
+            if self._started:
+                return
+            load_plan = self.load_plan
+            if self._runtime is None:
+                from .runtimes.python import PythonRuntime
+
+                self._runtime = PythonRuntime()
+            self._slots = {}
+            self._problems = []
+            for rejected in load_plan.rejected.values():
+                state = PluginState(rejected.state)
+                self._slots[rejected.plugin_id] = _Slot(
+                    rejected.plugin_id, None, (), state, rejected.reason
+                )
+            for planned in load_plan.order:
+                slot = _Slot(planned.id, planned.record, planned.dependencies, PluginState.RESOLVED)
+                self._slots[planned.id] = slot
+                self._register_declared(planned.record)
+            self._started = True
+        for planned in load_plan.order:
+            if planned.record.manifest.plugin.activation == "eager":
+                try:
+                    self._ensure_started(planned.id)
+                except LoadError:
+                    continue  # recorded in its slot; the others go on
+        self._emit(LifecycleEvent("host_start"))
+
+    def __enter__(self) -> Host:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def load(self, plugin_id: str) -> PluginState:
+        """Load, initialise and start one plugin (and its dependencies) now."""
+        self.start()
+        self._ensure_started(plugin_id)
+        return self._slots[plugin_id].state
+
+    def get(self, kind: str, name: str) -> Any:
+        """A contribution's object; its plugin is loaded on first use."""
+        self.start()
+        try:
+            return self.registry.get(kind, name)
+        except ContributionNotFound:
+            failed = self._failed_provider(kind, name)
+            if failed is not None:
+                raise LoadError(failed.id, "load", failed.reason or "failed") from None
+            raise
+
+    def stop(self) -> None:
+        """Stop started plugins in reverse load order, each within ``stop_timeout``."""
+        with self._lock:
+            if not self._started:
+                return
+            order = [p.id for p in self.load_plan.order]
+        for plugin_id in reversed(order):
+            self._stop_one(plugin_id, PluginState.STOPPED)
+        with self._lock:
+            if self._runtime is not None:
+                self._runtime.close()
+                self._runtime = None
+            self._started = False
+        self._emit(LifecycleEvent("host_stop"))
+
+    def restart(self, plugin_id: str) -> PluginState:
+        """Stop a plugin (and the started plugins that depend on it), then start them again."""
+        self.start()
+        slot = self._slot(plugin_id)
+        dependents = self._started_dependents(plugin_id)
+        for dep in reversed(dependents):
+            self._stop_one(dep, PluginState.RESOLVED)
+        self._stop_one(plugin_id, PluginState.RESOLVED)
+        with slot.lock:
+            if slot.state in (PluginState.FAILED, PluginState.STOPPED):
+                slot.state, slot.reason, slot.detail = PluginState.RESOLVED, None, None
+        assert slot.record is not None
+        self._register_declared(slot.record)
+        self._ensure_started(plugin_id)
+        for dep in dependents:
+            self._register_declared(self._slot(dep).record)  # type: ignore[arg-type]
+            try:
+                self._ensure_started(dep)
+            except LoadError:
+                continue
+        return slot.state
+
+    def health(self) -> dict[str, Health]:
+        """Each plugin's health; started plugins are asked, within ``health_timeout``."""
+        self.start()
+        out: dict[str, Health] = {}
+        for plugin_id in sorted(self._slots):
+            slot = self._slots[plugin_id]
+            now = time.time()
+            if slot.state is not PluginState.STARTED:
+                bad = slot.state in (PluginState.FAILED, PluginState.BLOCKED)
+                status = "failed" if bad else "ok"
+                message = slot.reason or f"{slot.state} (not loaded yet)"
+                out[plugin_id] = Health(status, message if bad else str(slot.state), now)
+                continue
+            check = getattr(slot.obj, "health", None)
+            if check is None:
+                out[plugin_id] = Health("ok", "started", now)
+                continue
+            try:
+                value = self._call(slot, "health", check, timeout=self.health_timeout, record=False)
+            except LoadError as exc:
+                out[plugin_id] = Health("failed", exc.reason, now)
+                continue
+            out[plugin_id] = _health_from(value, now)
+        return out
+
+    def status(self) -> list[PluginStatus]:
+        """A snapshot of every plugin's state, reason and timings."""
+        self.start()
+        out = []
+        for plugin_id in sorted(self._slots):
+            slot = self._slots[plugin_id]
+            record = slot.record or self._any_record(plugin_id)
+            p = record.manifest.plugin if record else None
+            out.append(
+                PluginStatus(
+                    plugin_id,
+                    record.version if record else None,
+                    slot.state,
+                    slot.reason,
+                    record.origin if record else None,
+                    p.runtime if p else None,
+                    p.activation if p else None,
+                    record.path if record else None,
+                    dict(slot.timings_ms),
+                    slot.detail,
+                )
+            )
+        return out
+
+    def state(self, plugin_id: str) -> PluginState:
+        """The current state of one plugin."""
+        self.start()
+        return self._slot(plugin_id).state
+
+    # ------------------------------------------------------------ internals
+
+    def _slot(self, plugin_id: str) -> _Slot:
+        slot = self._slots.get(plugin_id)
+        if slot is None:
+            known = ", ".join(sorted(self._slots)[:10]) or "none (run: plugbay list)"
+            raise PlanError(plugin_id, f"no such plugin was discovered (known: {known})")
+        return slot
+
+    def _any_record(self, plugin_id: str) -> PluginRecord | None:
+        return self.catalog.preferred(plugin_id)
+
+    def _emit(self, event: LifecycleEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a faulty listener must not break the lifecycle
+                _log.exception("lifecycle listener failed on %s", event.name)
+
+    def _kind_allowed(self, kind: str) -> bool:
+        return self.kinds is None or kind in self.kinds or kind in BUILTIN_KINDS
+
+    def _register_declared(self, record: PluginRecord) -> None:
+        for kind, entries in record.manifest.contributes.items():
+            if not self._kind_allowed(kind):
+                known = ", ".join(sorted({*(self.kinds or {}), *BUILTIN_KINDS}))
+                self._problems.append(
+                    Problem(
+                        "warning",
+                        "contribution.unknown-kind",
+                        f"{record.id} contributes {kind!r}, a kind this host does not know "
+                        f"(known: {known}); ignored",
+                        plugin_id=record.id,
+                    )
+                )
+                continue
+            for c in entries:
+                handle = Handle(
+                    kind,
+                    c.name,
+                    record.id,
+                    c.summary,
+                    c.entry,
+                    c.help,
+                    record.precedence,
+                    _resolver=self._resolve_handle,
+                )
+                problem = self.registry.add(handle)
+                if problem is not None:
+                    self._problems.append(problem)
+
+    def _add_runtime(self, slot: _Slot, kind: str, name: str, obj: Any, summary: str, help: str | None) -> None:
+        if not self._kind_allowed(kind):
+            raise RegistryError(f"{slot.id}: cannot add {kind} {name!r}: this host has no kind {kind!r}")
+        assert slot.record is not None
+        try:
+            existing = self.registry.handle(kind, f"{slot.id}:{name}")
+        except ContributionNotFound:
+            existing = None
+        if existing is not None and not existing.loaded:
+            existing._value = self._checked(kind, name, slot.id, obj)
+            return
+        handle = Handle(kind, name, slot.id, summary, None, help, slot.record.precedence)
+        handle._value = self._checked(kind, name, slot.id, obj)
+        problem = self.registry.add(handle)
+        if problem is not None:
+            self._problems.append(problem)
+
+    def _checked(self, kind: str, name: str, plugin_id: str, obj: Any) -> Any:
+        expected = (self.kinds or {}).get(kind)
+        if expected is None:
+            return obj
+        missing = [m for m in _members(expected) if not hasattr(obj, m)]
+        if missing:
+            raise RegistryError(
+                f"{plugin_id}: {kind} {name!r} does not provide what the host's {kind} "
+                f"interface needs: missing {', '.join(missing)}"
+            )
+        return obj
+
+    def _resolve_handle(self, handle: Handle) -> Any:
+        self._ensure_started(handle.plugin_id)
+        slot = self._slots[handle.plugin_id]
+        if handle.loaded:  # register() supplied it while the plugin loaded
+            return handle._value
+        if handle.entry is None:
+            raise RegistryError(
+                f"{handle.plugin_id}: {handle.kind} {handle.name!r} has no entry in the manifest "
+                "and the plugin's register(api) did not add it"
+            )
+        assert slot.record is not None
+        record = slot.record
+        obj = self._call(slot, f"import {handle.name}", self._runtime.import_entry, record, handle.entry)
+        return self._checked(handle.kind, handle.name, handle.plugin_id, obj)
+
+    def _failed_provider(self, kind: str, name: str) -> _Slot | None:
+        bare = name.rpartition(":")[2]
+        for slot in self._slots.values():
+            if slot.state in (PluginState.FAILED, PluginState.BLOCKED) and slot.record is not None:
+                for c in slot.record.manifest.contributes.get(kind, ()):
+                    if c.name == bare:
+                        return slot
+        return None
+
+    def _started_dependents(self, plugin_id: str) -> list[str]:
+        order = [p.id for p in self.load_plan.order]
+        affected = {plugin_id}
+        out = []
+        for pid in order:
+            slot = self._slots.get(pid)
+            if slot and affected.intersection(slot.dependencies) and slot.state is PluginState.STARTED:
+                affected.add(pid)
+                out.append(pid)
+        return out
+
+    def _ensure_started(self, plugin_id: str) -> None:
+        slot = self._slot(plugin_id)
+        if slot.state is PluginState.STARTED:
+            return
+        if threading.get_ident() in slot.workers:
+            return  # called from the plugin's own lifecycle step: it is loading right now
+        with slot.lock:
+            if slot.state is PluginState.STARTED:
+                return
+            if slot.state in (PluginState.FAILED, PluginState.BLOCKED, PluginState.DISABLED):
+                raise LoadError(plugin_id, "load", f"is {slot.state}: {slot.reason}")
+            for dep in slot.dependencies:
+                try:
+                    self._ensure_started(dep)
+                except LoadError as exc:
+                    self._set(slot, PluginState.BLOCKED, f"needs {dep}, which {exc.reason}")
+                    raise LoadError(plugin_id, "load", f"is blocked: {slot.reason}") from None
+            try:
+                self._load(slot)
+            except LoadError as exc:
+                self._fail(slot, exc)
+                raise
+
+    def _load(self, slot: _Slot) -> None:
+        record = slot.record
+        assert record is not None
+        p = record.manifest.plugin
+        if p.runtime != "python" or p.isolation != "none":
+            raise LoadError(
+                slot.id,
+                "load",
+                f"runtime {p.runtime!r}"
+                + (f" with isolation {p.isolation!r}" if p.isolation != "none" else "")
+                + " is not available in this version of plugbay",
+            )
+        obj = self._builtin_objects.get(slot.id)
+        if obj is None and p.entry is not None:
+            obj = self._call(slot, "import", self._runtime.import_entry, record, p.entry)
+        if isinstance(obj, type):
+            obj = self._call(slot, "import", obj)
+        slot.obj = obj
+        self._set(slot, PluginState.LOADED)
+        if obj is None:
+            self._set(slot, PluginState.INITIALIZED)
+            self._set(slot, PluginState.STARTED)
+            self._emit(LifecycleEvent("plugin_loaded", slot.id, slot.state))
+            return
+        register = getattr(obj, "register", None)
+        if register is not None:
+            api = PluginApi(
+                slot.id,
+                self.info,
+                lambda kind, name, o, summary, help_: self._add_runtime(slot, kind, name, o, summary, help_),
+            )
+            self._call(slot, "register", register, api)
+        init = getattr(obj, "init", None)
+        if init is not None:
+            self._call(slot, "init", init, self._context(slot))
+        self._set(slot, PluginState.INITIALIZED)
+        start = getattr(obj, "start", None)
+        if start is not None:
+            self._call(slot, "start", start)
+        self._set(slot, PluginState.STARTED)
+        _log.info("plugin started", extra={"plugin_id": slot.id})
+        self._emit(LifecycleEvent("plugin_loaded", slot.id, slot.state))
+
+    def _context(self, slot: _Slot) -> PluginContext:
+        assert slot.record is not None
+        values = {**self.config.plugins.get(slot.id, {}), **self._code_config.get(slot.id, {})}
+        logger = logging.LoggerAdapter(_log.getChild(slot.id), {"plugin_id": slot.id})
+        return PluginContext(
+            slot.id,
+            slot.record.version,
+            Path(slot.record.path),
+            MappingProxyType(values),
+            self.info,
+            logger,
+            self.shared,
+        )
+
+    def _fail(self, slot: _Slot, exc: LoadError) -> None:
+        slot.detail = getattr(exc, "detail", None)
+        self._set(slot, PluginState.FAILED, f"{exc.step} failed: {exc.reason}")
+        _log.warning("plugin failed: %s", slot.reason, extra={"plugin_id": slot.id})
+        self.registry.remove_plugin(slot.id)
+        if slot.record is not None and self._runtime is not None:
+            self._runtime.unload(slot.record)
+        self._block_dependents(slot.id)
+        self._emit(LifecycleEvent("plugin_failed", slot.id, slot.state, slot.reason))
+
+    def _block_dependents(self, plugin_id: str) -> None:
+        blocked = {plugin_id}
+        for planned in self.load_plan.order:
+            slot = self._slots.get(planned.id)
+            if slot is None or not blocked.intersection(slot.dependencies):
+                continue
+            if slot.state in (PluginState.RESOLVED, PluginState.STOPPED):
+                dep = next(d for d in slot.dependencies if d in blocked)
+                self._set(slot, PluginState.BLOCKED, f"needs {dep}, which is {self._slots[dep].state}")
+                self.registry.remove_plugin(slot.id)
+                blocked.add(slot.id)
+
+    def _stop_one(self, plugin_id: str, after: PluginState) -> None:
+        slot = self._slots.get(plugin_id)
+        if slot is None:
+            return
+        with slot.lock:
+            if slot.state not in (PluginState.STARTED, PluginState.INITIALIZED, PluginState.LOADED):
+                return
+            stop = getattr(slot.obj, "stop", None)
+            if stop is not None and slot.state is PluginState.STARTED:
+                try:
+                    self._call(slot, "stop", stop, timeout=self.stop_timeout)
+                except LoadError as exc:
+                    _log.warning("%s", exc, extra={"plugin_id": plugin_id})
+            slot.obj = None
+            self.registry.remove_plugin(plugin_id)
+            if slot.record is not None and self._runtime is not None:
+                self._runtime.unload(slot.record)
+            self._set(slot, after)
+        self._emit(LifecycleEvent("plugin_unloaded", plugin_id, after))
+
+    def _set(self, slot: _Slot, state: PluginState, reason: str | None = None) -> None:
+        slot.state = state
+        slot.reason = reason
+
+    def _call(
+        self,
+        slot: _Slot,
+        step: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        timeout: float | None = None,
+        record: bool = True,
+    ) -> Any:
+        """Run one lifecycle step in a worker thread, within a timeout.
+
+        The thread lets a hung step be abandoned (Python cannot kill a thread), and
+        catches every exception, ``SystemExit`` included, as the plugin's failure.
+        """
+        limit = self.load_timeout if timeout is None else timeout
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            ident = threading.get_ident()
+            slot.workers.add(ident)
+            try:
+                value = fn(*args)
+                if hasattr(value, "__await__"):
+                    import asyncio
+
+                    value = asyncio.run(_awaited(value))
+                outcome["value"] = value
+            except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin is its failure
+                outcome["error"] = exc
+                outcome["detail"] = traceback.format_exc()
+            finally:
+                slot.workers.discard(ident)
+                done.set()
+
+        t0 = time.perf_counter()
+        threading.Thread(target=run, name=f"plugbay {slot.id} {step}", daemon=True).start()
+        if not done.wait(limit):
+            raise LoadTimeout(slot.id, step, limit)
+        if record:
+            slot.timings_ms[step] = slot.timings_ms.get(step, 0.0) + (time.perf_counter() - t0) * 1e3
+        if "error" in outcome:
+            exc = outcome["error"]
+            error = LoadError(slot.id, step, _describe(exc))
+            error.detail = outcome["detail"]  # type: ignore[attr-defined]
+            raise error
+        return outcome.get("value")
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _health_from(value: Any, now: float) -> Health:
+    if isinstance(value, Health):
+        return value
+    if value is None or value is True:
+        return Health("ok", "", now)
+    if value is False:
+        return Health("failed", "health() returned False", now)
+    if isinstance(value, str):
+        return Health("degraded", value, now)
+    if isinstance(value, Mapping):
+        status = str(value.get("status", "ok"))
+        if status not in ("ok", "degraded", "failed"):
+            return Health("degraded", f"health() returned unknown status {status!r}", now)
+        return Health(status, str(value.get("message", "")), now)
+    return Health("degraded", f"health() returned {type(value).__name__}", now)
+
+
+def _members(kind: type) -> list[str]:
+    """Public attribute names a Protocol (or class) asks for."""
+    names: set[str] = set()
+    for base in kind.__mro__:
+        if base.__module__ in ("typing", "builtins", "typing_extensions", "abc"):
+            continue
+        names.update(n for n in vars(base) if not n.startswith("_"))
+        names.update(n for n in getattr(base, "__annotations__", {}) if not n.startswith("_"))
+    return sorted(names)
+
+

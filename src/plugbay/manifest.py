@@ -1,0 +1,434 @@
+"""The plugin manifest (DESIGN §2): typed schema, parsing from TOML, YAML or JSON, checks.
+
+Parsing is pure: :func:`parse_manifest` takes bytes and a file name and returns a
+:class:`Manifest` or raises :class:`~plugbay.errors.ManifestError` naming the file, the
+field path, the value and what is expected. Unknown keys are errors with a "did you
+mean" suggestion, except keys that start with ``x-``, which are kept for other tools.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from .errors import ManifestError, VersionError
+from .versions import parse_range, parse_version
+
+__all__ = [
+    "MANIFEST_NAMES",
+    "Contribution",
+    "Manifest",
+    "PluginInfo",
+    "load_manifest",
+    "manifest_from_mapping",
+    "parse_manifest",
+]
+
+#: File names a plugin folder may hold its manifest in, in order of preference.
+MANIFEST_NAMES = ("plugin.toml", "plugin.yaml", "plugin.yml", "plugin.json", "collection.yml")
+
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+_CONTRIB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+_PY_ENTRY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*)?$")
+_PLUGIN_ID = re.compile(r"^([a-z][a-z0-9_]*\.)?[a-z][a-z0-9_]*$")
+_PLATFORM = re.compile(r"^[a-z0-9]+-[a-z0-9_]+$")
+
+
+class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
+    pass
+
+
+class PluginInfo(_Struct):
+    """The ``[plugin]`` table: identity, compatibility and how the plugin runs."""
+
+    name: str
+    version: str
+    namespace: str | None = None
+    description: str = ""
+    authors: tuple[str, ...] = ()
+    license: str | None = None
+    homepage: str | None = None
+    requires: str = "*"
+    runtime: Literal["python", "exec", "wasm"] = "python"
+    entry: str | None = None
+    activation: Literal["lazy", "eager"] = "lazy"
+    isolation: Literal["none", "process"] = "none"
+    python_dependencies: tuple[str, ...] = ()
+    platforms: dict[str, str] = {}
+
+
+class Contribution(_Struct):
+    """One entry of ``[contributes]``: a named thing of one kind that the plugin provides.
+
+    ``entry`` (``module:attr`` for Python) is imported on first use; without it the
+    plugin's ``register(api)`` must add the object. ``priority``, ``before``, ``after`` and
+    ``wrapper`` apply to hooks only; ``requires_auth`` to commands only.
+    """
+
+    name: str
+    entry: str | None = None
+    summary: str = ""
+    help: str | None = None
+    priority: int = 0
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    wrapper: bool = False
+    requires_auth: bool = False
+
+
+_BASE_CONTRIB_KEYS = frozenset({"name", "entry", "summary", "help"})
+_KIND_KEYS = {
+    "hook": _BASE_CONTRIB_KEYS | {"priority", "before", "after", "wrapper"},
+    "command": _BASE_CONTRIB_KEYS | {"requires-auth"},
+}
+
+
+class FilesystemPermissions(_Struct):
+    """Paths the plugin asks to read and to write."""
+
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+
+
+class Permissions(_Struct):
+    """What the plugin asks for; the user's policy decides what is granted."""
+
+    network: tuple[str, ...] = ()
+    filesystem: FilesystemPermissions = FilesystemPermissions()
+    env: tuple[str, ...] = ()
+    subprocess: bool = False
+
+
+class ConfigSection(_Struct):
+    """``[config]``: the JSON Schema (a file in the plugin folder, or inline) of its config."""
+
+    schema: str | dict[str, Any] | None = None
+
+
+class Manifest(_Struct):
+    """A whole manifest: the normalised form every format decodes to."""
+
+    plugin: PluginInfo
+    schema: Literal[1] = 1
+    dependencies: dict[str, str] = {}
+    contributes: dict[str, tuple[Contribution, ...]] = {}
+    permissions: Permissions = Permissions()
+    config: ConfigSection = ConfigSection()
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        """``namespace.name``, or the bare name for a plugin with no namespace."""
+        p = self.plugin
+        return f"{p.namespace}.{p.name}" if p.namespace else p.name
+
+    @property
+    def version(self) -> str:
+        return self.plugin.version
+
+
+# Which struct sits at which field path, for "did you mean" on unknown keys.
+_STRUCT_AT: dict[str, type[msgspec.Struct]] = {
+    "": Manifest,
+    "plugin": PluginInfo,
+    "permissions": Permissions,
+    "permissions.filesystem": FilesystemPermissions,
+    "config": ConfigSection,
+}
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and parse the manifest file at ``path``."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(str(path), "", f"cannot be read: {exc.strerror or exc}") from exc
+    return parse_manifest(data, str(path))
+
+
+def parse_manifest(data: bytes, file: str) -> Manifest:
+    """Parse manifest bytes; the format follows from the file name's suffix."""
+    raw = _decode(data, file)
+    return manifest_from_mapping(raw, file)
+
+
+def manifest_from_mapping(raw: object, file: str = "<manifest>") -> Manifest:
+    """Validate an already-decoded document (a mapping) and return the Manifest."""
+    if not isinstance(raw, Mapping):
+        raise ManifestError(file, "", f"expected a table of keys at the top, got {_kind(raw)}")
+    cleaned = _strip_extension_keys(raw)
+    _check_contribution_keys(cleaned, file)
+    try:
+        manifest = msgspec.convert(cleaned, Manifest)
+    except msgspec.ValidationError as exc:
+        raise _translate(exc, cleaned, file) from None
+    _check_semantics(manifest, file)
+    return manifest
+
+
+def _decode(data: bytes, file: str) -> object:
+    suffix = file.rsplit(".", 1)[-1].lower()
+    try:
+        if suffix == "toml":
+            import tomllib
+
+            return tomllib.loads(data.decode("utf-8"))
+        if suffix in ("yaml", "yml"):
+            import yaml
+
+            # CSafeLoader when libyaml is present: same result, several times faster.
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            return yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
+        if suffix == "json":
+            return msgspec.json.decode(data)
+    except UnicodeDecodeError as exc:
+        raise ManifestError(file, "", f"is not UTF-8 text: {exc.reason}") from None
+    except Exception as exc:  # noqa: BLE001 - each parser has its own error classes
+        raise ManifestError(file, "", f"is not valid {suffix.upper()}: {_one_line(exc)}") from None
+    raise ManifestError(file, "", f"has an unknown format; name it one of {', '.join(MANIFEST_NAMES)}")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _strip_extension_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop ``x-`` keys from the tables the schema owns (not from free-form tables)."""
+
+    def strip(table: object) -> object:
+        if isinstance(table, Mapping):
+            return {k: v for k, v in table.items() if not (isinstance(k, str) and k.startswith("x-"))}
+        return table
+
+    out = dict(strip(raw))  # type: ignore[call-overload]
+    for key in ("plugin", "permissions", "config"):
+        if key in out:
+            out[key] = strip(out[key])
+    perms = out.get("permissions")
+    if isinstance(perms, dict) and "filesystem" in perms:
+        perms["filesystem"] = strip(perms["filesystem"])
+    contributes = out.get("contributes")
+    if isinstance(contributes, Mapping):
+        out["contributes"] = {
+            kind: [strip(e) for e in entries] if isinstance(entries, list) else entries
+            for kind, entries in contributes.items()
+            if not (isinstance(kind, str) and kind.startswith("x-"))
+        }
+    return out
+
+
+def _check_contribution_keys(raw: Mapping[str, Any], file: str) -> None:
+    contributes = raw.get("contributes")
+    if not isinstance(contributes, Mapping):
+        return
+    for kind, entries in contributes.items():
+        if not isinstance(entries, list):
+            continue
+        allowed = _KIND_KEYS.get(kind, _BASE_CONTRIB_KEYS)
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, Mapping):
+                continue
+            for key in entry:
+                if key not in allowed:
+                    raise ManifestError(
+                        file,
+                        f"contributes.{kind}[{i}].{key}",
+                        _unknown_key_problem(str(key), sorted(allowed), kind),
+                    )
+
+
+def _unknown_key_problem(key: str, allowed: list[str], kind: str | None = None) -> str:
+    everywhere = {k for keys in _KIND_KEYS.values() for k in keys}
+    if kind is not None and key in everywhere:
+        owners = sorted(k for k, keys in _KIND_KEYS.items() if key in keys)
+        return f"unknown key {key!r}: only {' and '.join(owners)} contributions take it"
+    close = get_close_matches(key, allowed, n=1)
+    hint = f'; did you mean "{close[0]}"?' if close else ""
+    return (
+        f"unknown key {key!r}{hint} (allowed: {', '.join(allowed)}; "
+        "prefix a key with x- to keep data of your own)"
+    )
+
+
+_MSGSPEC_ERROR = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _translate(exc: msgspec.ValidationError, raw: Mapping[str, Any], file: str) -> ManifestError:
+    match = _MSGSPEC_ERROR.match(str(exc))
+    msg = match.group("msg") if match else str(exc)
+    path = (match.group("path") or "") if match else ""
+    path = path.lstrip(".")
+    unknown = re.match(r"Object contains unknown field `(?P<key>[^`]*)`", msg)
+    if unknown:
+        key = unknown.group("key")
+        struct = _STRUCT_AT.get(re.sub(r"\[\d+\]", "", path))
+        allowed = sorted(f.encode_name for f in msgspec.structs.fields(struct)) if struct else []
+        field = f"{path}.{key}" if path else key
+        return ManifestError(file, field, _unknown_key_problem(key, allowed))
+    missing = re.match(r"Object missing required field `(?P<key>[^`]*)`", msg)
+    if missing:
+        key = missing.group("key")
+        field = f"{path}.{key}" if path else key
+        if path == "" and key == "plugin":
+            return ManifestError(file, field, "is missing; add a [plugin] table with name and version")
+        return ManifestError(file, field, "is required but missing")
+    value = _value_at(raw, path)
+    expected = msg
+    typed = re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`", msg)
+    if typed:
+        expected = f"expected {typed.group('want')}, got {typed.group('got')}"
+    elif msg.startswith("Invalid enum value"):
+        expected = "is not one of the allowed values" + _allowed_literals(path)
+    return ManifestError(file, path, f"{_show(value)}: {expected}", value)
+
+
+def _allowed_literals(path: str) -> str:
+    choices = {
+        "plugin.runtime": "python, exec, wasm",
+        "plugin.activation": "lazy, eager",
+        "plugin.isolation": "none, process",
+        "schema": "1",
+    }
+    return f" ({choices[path]})" if path in choices else ""
+
+
+def _value_at(raw: object, path: str) -> object:
+    node = raw
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        try:
+            if part.startswith("["):
+                node = node[int(part[1:-1])]  # type: ignore[index]
+            else:
+                node = node[part]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def _check_semantics(m: Manifest, file: str) -> None:
+    p = m.plugin
+    if not _IDENT.match(p.name):
+        raise ManifestError(
+            file,
+            "plugin.name",
+            f"{p.name!r} is not a valid name; use lowercase letters, digits and _ "
+            "starting with a letter",
+            p.name,
+        )
+    if p.namespace is not None and not _IDENT.match(p.namespace):
+        raise ManifestError(
+            file,
+            "plugin.namespace",
+            f"{p.namespace!r} is not a valid namespace; use lowercase letters, digits and _ "
+            "starting with a letter",
+            p.namespace,
+        )
+    _check_version(file, "plugin.version", p.version, "version")
+    _check_version(file, "plugin.requires", p.requires, "range")
+    for dep, rng in m.dependencies.items():
+        if not _PLUGIN_ID.match(dep):
+            raise ManifestError(
+                file, f"dependencies.{dep}", f"{dep!r} is not a plugin id (namespace.name)", dep
+            )
+        if dep == m.id:
+            raise ManifestError(file, f"dependencies.{dep}", "a plugin cannot depend on itself", dep)
+        _check_version(file, f"dependencies.{dep}", rng, "range")
+    if p.runtime == "python":
+        if p.entry is not None and not _PY_ENTRY.match(p.entry):
+            raise ManifestError(
+                file,
+                "plugin.entry",
+                f"{p.entry!r} is not a Python entry; expected module or module:attribute, "
+                'e.g. "acme_tool.plugin:Plugin"',
+                p.entry,
+            )
+    elif not p.entry and not p.platforms:
+        raise ManifestError(
+            file,
+            "plugin.entry",
+            f"is required for runtime {p.runtime!r} (the command or file to run), or give "
+            "[plugin.platforms]",
+        )
+    if p.isolation == "process" and p.runtime != "python":
+        raise ManifestError(
+            file, "plugin.isolation", 'applies to runtime "python" only', p.isolation
+        )
+    for key in p.platforms:
+        if not _PLATFORM.match(key):
+            raise ManifestError(
+                file,
+                f"plugin.platforms.{key}",
+                f"{key!r} is not a platform; expected OS-ARCH such as linux-x86_64 or darwin-arm64",
+                key,
+            )
+    _check_contributions(m, file)
+
+
+def _check_contributions(m: Manifest, file: str) -> None:
+    for kind, entries in m.contributes.items():
+        if not _CONTRIB_NAME.match(kind):
+            raise ManifestError(file, f"contributes.{kind}", f"{kind!r} is not a valid kind", kind)
+        seen: set[str] = set()
+        for i, c in enumerate(entries):
+            where = f"contributes.{kind}[{i}]"
+            if not _CONTRIB_NAME.match(c.name):
+                raise ManifestError(
+                    file,
+                    f"{where}.name",
+                    f"{c.name!r} is not a valid name; use letters, digits, _, - and . "
+                    "starting with a letter",
+                    c.name,
+                )
+            if c.name in seen:
+                raise ManifestError(
+                    file, f"{where}.name", f"{c.name!r} is declared twice in {kind}", c.name
+                )
+            seen.add(c.name)
+            if (
+                c.entry is not None
+                and m.plugin.runtime == "python"
+                and not _PY_ENTRY.match(c.entry)
+            ):
+                raise ManifestError(
+                    file,
+                    f"{where}.entry",
+                    f"{c.entry!r} is not a Python entry; expected module:attribute",
+                    c.entry,
+                )
+            if c.help is not None and (c.help.startswith("/") or ".." in Path(c.help).parts):
+                raise ManifestError(
+                    file,
+                    f"{where}.help",
+                    f"{c.help!r} must be a relative path inside the plugin folder",
+                    c.help,
+                )
+            for j, other in enumerate((*c.before, *c.after)):
+                if not _PLUGIN_ID.match(other):
+                    raise ManifestError(
+                        file, f"{where}.{'before' if j < len(c.before) else 'after'}",
+                        f"{other!r} is not a plugin id", other,
+                    )
+
+
+def _check_version(file: str, field: str, text: str, what: Literal["version", "range"]) -> None:
+    try:
+        if what == "version":
+            parse_version(text)
+        else:
+            parse_range(text)
+    except VersionError as exc:
+        raise ManifestError(file, field, str(exc), text) from None

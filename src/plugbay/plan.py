@@ -1,0 +1,476 @@
+"""Planning: Catalog + host API version + policy + state → :class:`LoadPlan`.
+
+A pure function: no I/O, no imports of plugin code. It decides, for every discovered
+plugin id, either the version that loads and where it stands in the load order, or why
+it does not load:
+
+- *disabled*: turned off in config, refused by the policy, incompatible with this host
+  (API version, platform), or its dependencies cannot be met (missing, conflicting,
+  cyclic);
+- *blocked*: it needs a plugin that is disabled or blocked.
+
+Dependencies are resolved with resolvelib across every discovered version, preferring
+the active version, then the highest. When the preferred versions already satisfy every
+dependency (the common case), resolvelib is not needed and is not run.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from resolvelib import AbstractProvider, BaseReporter, Resolver
+from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+
+from .config import Policy
+from .discovery import Catalog, PluginRecord, Problem
+from .versions import Range, parse_range, parse_version
+
+__all__ = ["LoadPlan", "PlannedPlugin", "Rejected", "plan"]
+
+RejectedState = Literal["disabled", "blocked"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPlugin:
+    """A plugin version chosen to load, with the ids it depends on."""
+
+    record: PluginRecord
+    dependencies: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A plugin id that will not load, and why (one line a user can act on)."""
+
+    plugin_id: str
+    version: str | None
+    state: RejectedState
+    reason: str
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What loads, in which order, and what does not (with reasons)."""
+
+    order: tuple[PlannedPlugin, ...]
+    rejected: Mapping[str, Rejected]
+    problems: tuple[Problem, ...]
+    api_version: str | None
+    _index: dict[str, PlannedPlugin] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for p in self.order:
+            self._index[p.id] = p
+
+    def get(self, plugin_id: str) -> PlannedPlugin | None:
+        """The planned entry for ``plugin_id``, or None if it does not load."""
+        return self._index.get(plugin_id)
+
+    def dependents(self, plugin_id: str) -> list[str]:
+        """Ids in the plan that depend on ``plugin_id`` directly."""
+        return [p.id for p in self.order if plugin_id in p.dependencies]
+
+
+def plan(
+    catalog: Catalog,
+    *,
+    api_version: str | None = None,
+    policy: Policy | None = None,
+    disabled: Iterable[str] = (),
+    platform: str | None = None,
+) -> LoadPlan:
+    """Decide what loads. ``api_version=None`` leaves ``requires`` unchecked."""
+    policy = policy or Policy()
+    off = set(disabled)
+    rejected: dict[str, Rejected] = {}
+    candidates: dict[str, list[PluginRecord]] = {}
+    api = parse_version(api_version) if api_version is not None else None
+    for plugin_id in catalog.ids():
+        versions = catalog.versions(plugin_id)
+        if not versions:
+            continue
+        preferred = catalog.preferred(plugin_id)
+        assert preferred is not None
+        if plugin_id in off:
+            rejected[plugin_id] = Rejected(
+                plugin_id,
+                preferred.version,
+                "disabled",
+                f"disabled in config (run: plugbay enable {plugin_id})",
+            )
+            continue
+        refusal = policy.refuses(plugin_id)
+        if refusal is not None:
+            rejected[plugin_id] = Rejected(plugin_id, preferred.version, "disabled", refusal)
+            continue
+        ok = [r for r in versions if _incompatibility(r, api, platform) is None]
+        if not ok:
+            reason = _incompatibility(preferred, api, platform)
+            assert reason is not None
+            rejected[plugin_id] = Rejected(plugin_id, preferred.version, "disabled", reason)
+            continue
+        candidates[plugin_id] = sorted(ok, key=_preference, reverse=True)
+
+    chosen = _choose(candidates, rejected, catalog)
+    order, cycle_rejections = _order(chosen, rejected)
+    rejected.update(cycle_rejections)
+    problems = [
+        Problem(
+            "error" if r.state == "disabled" and not r.reason.startswith("disabled in config") else "warning",
+            f"plugin.{r.state}",
+            f"{r.plugin_id}{' ' + r.version if r.version else ''}: {r.reason}",
+            plugin_id=r.plugin_id,
+        )
+        for r in sorted(rejected.values(), key=lambda r: r.plugin_id)
+    ]
+    return LoadPlan(tuple(order), rejected, tuple(problems), api_version)
+
+
+def _preference(r: PluginRecord) -> tuple[bool, Any]:
+    return (r.active, parse_version(r.version))
+
+
+def _incompatibility(r: PluginRecord, api: Any, platform: str | None) -> str | None:
+    p = r.manifest.plugin
+    if api is not None and api not in parse_range(p.requires):
+        return f"needs host API {p.requires}, but this host provides {api}"
+    if platform is not None and p.platforms and p.runtime != "python" and platform not in p.platforms:
+        return f"has no build for {platform} (it has: {', '.join(sorted(p.platforms))})"
+    return None
+
+
+# ---------------------------------------------------------------- choosing versions
+
+
+def _choose(
+    candidates: dict[str, list[PluginRecord]],
+    rejected: dict[str, Rejected],
+    catalog: Catalog,
+) -> dict[str, PluginRecord]:
+    """Pick one version per id; ids that cannot be satisfied move to ``rejected``."""
+    while True:
+        chosen = {pid: versions[0] for pid, versions in candidates.items()}
+        troubled = _unsatisfied(chosen)
+        if not troubled:
+            return chosen
+        # Missing and rejected dependencies are settled first, without a solver.
+        if _reject_unreachable(candidates, rejected, catalog):
+            continue
+        component = _component(troubled, candidates)
+        outcome = _resolve(component, candidates)
+        if isinstance(outcome, dict):
+            for pid, record in outcome.items():
+                # Put the solver's choice first so the next round's fast check accepts it.
+                candidates[pid] = [record] + [r for r in candidates[pid] if r is not record]
+            continue
+        for pid, rejection in outcome:
+            rejected[pid] = rejection
+            candidates.pop(pid, None)
+
+
+def _unsatisfied(chosen: Mapping[str, PluginRecord]) -> list[str]:
+    out = []
+    for pid, record in chosen.items():
+        for dep, rng in record.manifest.dependencies.items():
+            target = chosen.get(dep)
+            if target is None or parse_version(target.version) not in parse_range(rng):
+                out.append(pid)
+                break
+    return out
+
+
+def _reject_unreachable(
+    candidates: dict[str, list[PluginRecord]],
+    rejected: dict[str, Rejected],
+    catalog: Catalog,
+) -> bool:
+    """Reject ids whose every version needs a plugin that is absent or rejected."""
+    changed = False
+    for pid in sorted(candidates):
+        keep = []
+        reason = ""
+        state: RejectedState = "disabled"
+        for record in candidates[pid]:
+            why = _absent_dependency(record, candidates, rejected, catalog)
+            if why is None:
+                keep.append(record)
+            elif not reason:
+                state, reason = why
+        if keep:
+            candidates[pid] = keep
+            continue
+        rejected[pid] = Rejected(pid, candidates[pid][0].version, state, reason)
+        del candidates[pid]
+        changed = True
+    return changed
+
+
+def _absent_dependency(
+    record: PluginRecord,
+    candidates: Mapping[str, list[PluginRecord]],
+    rejected: Mapping[str, Rejected],
+    catalog: Catalog,
+) -> tuple[RejectedState, str] | None:
+    for dep, rng in record.manifest.dependencies.items():
+        if dep in candidates:
+            continue
+        if dep in rejected:
+            r = rejected[dep]
+            return "blocked", f"needs {dep} {rng}, which is {r.state}: {r.reason}"
+        installed = catalog.versions(dep)
+        if installed:
+            return "disabled", f"needs {dep} {rng}, but {dep} cannot load"
+        return "disabled", f"needs {dep} {rng}, but {dep} is not installed"
+    return None
+
+
+def _component(troubled: Sequence[str], candidates: Mapping[str, list[PluginRecord]]) -> list[str]:
+    """The ids connected to ``troubled`` through dependencies of any version."""
+    links: dict[str, set[str]] = {}
+    for pid, versions in candidates.items():
+        for record in versions:
+            for dep in record.manifest.dependencies:
+                if dep in candidates:
+                    links.setdefault(pid, set()).add(dep)
+                    links.setdefault(dep, set()).add(pid)
+    seen: set[str] = set()
+    todo = list(troubled)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        todo.extend(links.get(pid, ()))
+    return sorted(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class _Requirement:
+    id: str
+    range: Range | None
+    parent: PluginRecord | None
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.range}" if self.range is not None else self.id
+
+
+class _Provider(AbstractProvider[_Requirement, PluginRecord, str]):
+    """Answers resolvelib from the candidate lists; all cheap, no I/O."""
+
+    def __init__(self, candidates: Mapping[str, list[PluginRecord]]) -> None:
+        self._candidates = candidates
+
+    def identify(self, requirement_or_candidate: _Requirement | PluginRecord) -> str:
+        return requirement_or_candidate.id
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, PluginRecord],
+        candidates: Mapping[str, Iterator[PluginRecord]],
+        information: Mapping[str, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> tuple[int, str]:
+        # Fewest versions first keeps backtracking short; the id makes it deterministic.
+        return (len(self._candidates.get(identifier, ())), identifier)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[_Requirement]],
+        incompatibilities: Mapping[str, Iterator[PluginRecord]],
+    ) -> list[PluginRecord]:
+        bad = {c.key for c in incompatibilities[identifier]}
+        reqs = list(requirements[identifier])
+        return [
+            c
+            for c in self._candidates.get(identifier, ())
+            if c.key not in bad and all(self.is_satisfied_by(r, c) for r in reqs)
+        ]
+
+    def is_satisfied_by(self, requirement: _Requirement, candidate: PluginRecord) -> bool:
+        return requirement.range is None or parse_version(candidate.version) in requirement.range
+
+    def get_dependencies(self, candidate: PluginRecord) -> list[_Requirement]:
+        return [
+            _Requirement(dep, parse_range(rng), candidate)
+            for dep, rng in sorted(candidate.manifest.dependencies.items())
+        ]
+
+
+def _resolve(
+    component: list[str], candidates: Mapping[str, list[PluginRecord]]
+) -> dict[str, PluginRecord] | list[tuple[str, Rejected]]:
+    """Resolve one connected component; on failure, say which ids to reject and why."""
+    provider = _Provider(candidates)
+    resolver: Resolver[_Requirement, PluginRecord, str] = Resolver(provider, BaseReporter())
+    roots = [_Requirement(pid, None, None) for pid in component]
+    try:
+        result = resolver.resolve(roots, max_rounds=10_000)
+    except ResolutionImpossible as exc:
+        return _culprits(list(exc.causes), candidates)
+    except ResolutionTooDeep:
+        return [
+            (pid, Rejected(pid, candidates[pid][0].version, "disabled", "its dependencies could "
+             "not be resolved in 10,000 rounds; pin versions with plugbay use ID@VERSION"))
+            for pid in component
+        ]
+    return {pid: result.mapping[pid] for pid in component if pid in result.mapping}
+
+
+def _culprits(
+    causes: list[Any], candidates: Mapping[str, list[PluginRecord]]
+) -> list[tuple[str, Rejected]]:
+    by_dep: dict[str, list[_Requirement]] = {}
+    for cause in causes:
+        req: _Requirement = cause.requirement
+        if req.parent is not None:
+            by_dep.setdefault(req.id, []).append(req)
+    out: dict[str, Rejected] = {}
+    for dep, reqs in sorted(by_dep.items()):
+        preferred = candidates[dep][0] if dep in candidates else None
+        odd = [
+            r
+            for r in reqs
+            if preferred is None
+            or r.range is None
+            or parse_version(preferred.version) not in r.range
+        ]
+        blamed = odd or reqs
+        reason = _explain(dep, reqs, candidates)
+        for r in blamed:
+            assert r.parent is not None
+            out.setdefault(r.parent.id, Rejected(r.parent.id, r.parent.version, "disabled", reason))
+    if not out:  # resolvelib named only roots: reject them all rather than loop
+        for cause in causes:
+            req = cause.requirement
+            out.setdefault(req.id, Rejected(req.id, None, "disabled", "cannot be resolved"))
+    return sorted(out.items())
+
+
+def _explain(dep: str, reqs: list[_Requirement], candidates: Mapping[str, list[PluginRecord]]) -> str:
+    needs = "; ".join(
+        f"{r.parent.id} {r.parent.version} needs {dep} {r.range}"
+        for r in sorted(reqs, key=lambda r: (r.parent.id if r.parent else "", str(r.range)))
+    )
+    versions = sorted({parse_version(c.version) for c in candidates.get(dep, [])})
+    if len({(r.parent.id if r.parent else "", str(r.range)) for r in reqs}) > 1:
+        installed = ", ".join(v.text for v in versions)
+        return f"{needs} (installed: {dep} {installed})"
+    if not versions:
+        return f"{needs}, but {dep} cannot load"
+    only = ", ".join(v.text for v in versions)
+    return f"{needs}, but only {dep} {only} {'is' if len(versions) == 1 else 'are'} installed"
+
+
+# ---------------------------------------------------------------- load order
+
+
+def _order(
+    chosen: Mapping[str, PluginRecord], rejected: Mapping[str, Rejected]
+) -> tuple[list[PlannedPlugin], dict[str, Rejected]]:
+    """Topological order with ties broken by id; cycles and what hangs on them rejected."""
+    nodes = {pid: tuple(sorted(r.manifest.dependencies)) for pid, r in chosen.items()}
+    order = _kahn(nodes)
+    if len(order) == len(nodes):
+        return [PlannedPlugin(chosen[pid], nodes[pid]) for pid in order], {}
+    placed = set(order)
+    rest = {pid: deps for pid, deps in nodes.items() if pid not in placed}
+    out: dict[str, Rejected] = {}
+    for scc in _strongly_connected(rest):
+        if len(scc) > 1:
+            ring = " → ".join([*scc, scc[0]])
+            for pid in scc:
+                out[pid] = Rejected(pid, chosen[pid].version, "disabled", f"dependency cycle: {ring}")
+    for pid in sorted(rest):
+        if pid not in out:
+            dep = next(d for d in rest[pid] if d in rest)
+            out[pid] = Rejected(pid, chosen[pid].version, "blocked", f"needs {dep}, which is in a dependency cycle")
+    return [PlannedPlugin(chosen[pid], nodes[pid]) for pid in order], out
+
+
+def _kahn(nodes: Mapping[str, tuple[str, ...]]) -> list[str]:
+    waiting = {pid: sum(1 for d in deps if d in nodes) for pid, deps in nodes.items()}
+    dependents: dict[str, list[str]] = {}
+    for pid, deps in nodes.items():
+        for d in deps:
+            if d in nodes:
+                dependents.setdefault(d, []).append(pid)
+    ready = [pid for pid, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        pid = heapq.heappop(ready)
+        order.append(pid)
+        for nxt in dependents.get(pid, ()):
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                heapq.heappush(ready, nxt)
+    return order
+
+
+def _strongly_connected(nodes: Mapping[str, tuple[str, ...]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative; each component listed in dependency order from its smallest id."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    counter = 0
+    for start in sorted(nodes):
+        if start in index:
+            continue
+        work: list[tuple[str, Iterator[str]]] = [(start, iter(d for d in nodes[start] if d in nodes))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, it = work[-1]
+            nxt = next(it, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(d for d in nodes[nxt] if d in nodes)))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                scc = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    scc.append(w)
+                    if w == node:
+                        break
+                out.append(_ring(sorted(scc), nodes))
+    return out
+
+
+def _ring(members: list[str], nodes: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Order a cycle's members along their dependency edges, from the smallest id."""
+    if len(members) < 2:
+        return members
+    inside = set(members)
+    ring = [members[0]]
+    while len(ring) < len(members):
+        nxt = next((d for d in nodes[ring[-1]] if d in inside and d not in ring), None)
+        if nxt is None:
+            ring.extend(m for m in members if m not in ring)
+            break
+        ring.append(nxt)
+    return ring

@@ -1,0 +1,205 @@
+"""In-process Python plugins, each imported under a namespace of its own.
+
+A plugin's folder is mounted as the package ``_plugbay_<runtime>.<key>`` (``key`` made from
+its id and version), so two plugins — or two versions of one — that ship the same
+top-level package names never collide, and ``sys.path`` is never touched. Inside the
+plugin, absolute imports of its own top-level modules (``import acme_tool.util``) are
+redirected to its namespace by a per-plugin ``__import__``; relative imports work as
+usual. Unloading removes every module under the plugin's namespace from ``sys.modules``.
+
+Built-in plugins (entry points, or registered in code) are ordinary installed packages
+and are imported normally.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import re
+import sys
+import threading
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..discovery import PluginRecord
+
+__all__ = ["PythonRuntime"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+class _Mount:
+    """What one loaded plugin owns: its namespace, folder and top-level names."""
+
+    def __init__(self, prefix: str, folder: str, builtins_: dict[str, Any]) -> None:
+        self.prefix = prefix
+        self.folder = folder
+        self.builtins = builtins_
+
+
+class _PluginLoader(importlib.abc.Loader):
+    """Wraps the file loader so the module runs with its plugin's ``__import__``."""
+
+    def __init__(self, inner: importlib.abc.Loader, mount: _Mount) -> None:
+        self._inner = inner
+        self._mount = mount
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__dict__["__builtins__"] = self._mount.builtins
+        self._inner.exec_module(module)
+
+    def __getattr__(self, name: str) -> Any:
+        # get_source, get_filename, is_package…: tracebacks and inspect still work.
+        return getattr(self._inner, name)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Finds modules under this runtime's prefix, in the owning plugin's folder only."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.mounts: dict[str, _Mount] = {}
+        self.lock = threading.Lock()
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith(self.root + "."):
+            return None
+        parts = fullname.split(".")
+        if len(parts) < 3:
+            return None  # the mount packages themselves are made by the runtime
+        mount = self.mounts.get(".".join(parts[:2]))
+        if mount is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path or [mount.folder])
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _PluginLoader(spec.loader, mount)
+        return spec
+
+
+class PythonRuntime:
+    """Imports and unloads in-process Python plugins; one per Host."""
+
+    def __init__(self) -> None:
+        self._root = f"_plugbay_{id(self):x}"
+        self._finder = _Finder(self._root)
+        self._keys: dict[str, str] = {}
+        root = types.ModuleType(self._root)
+        root.__path__ = []
+        root.__package__ = self._root
+        sys.modules[self._root] = root
+        sys.meta_path.insert(0, self._finder)
+
+    def close(self) -> None:
+        """Unload everything and remove this runtime's import hook."""
+        for plugin_key in list(self._keys):
+            self._purge(plugin_key)
+        if self._finder in sys.meta_path:
+            sys.meta_path.remove(self._finder)
+        sys.modules.pop(self._root, None)
+
+    def prefix(self, record: PluginRecord) -> str:
+        """The package name a plugin's folder is mounted as."""
+        safe = _UNSAFE.sub("_", f"{record.id}_{record.version}")
+        return f"{self._root}.{safe}"
+
+    def import_entry(self, record: PluginRecord, entry: str) -> Any:
+        """Import ``module:attr`` from the plugin and return the attribute (or module)."""
+        module_name, _, attr = entry.partition(":")
+        if record.origin == "builtin":
+            obj: Any = importlib.import_module(module_name)
+        else:
+            prefix = self._mount(record)
+            obj = importlib.import_module(f"{prefix}.{module_name}")
+        for part in attr.split(".") if attr else ():
+            obj = getattr(obj, part)
+        return obj
+
+    def unload(self, record: PluginRecord) -> None:
+        """Forget the plugin's modules; its next import runs its code afresh."""
+        self._purge(record.key)
+
+    def modules(self, record: PluginRecord) -> list[str]:
+        """Names in ``sys.modules`` that belong to the plugin."""
+        prefix = self._keys.get(record.key)
+        if prefix is None:
+            return []
+        return [n for n in list(sys.modules) if n == prefix or n.startswith(prefix + ".")]
+
+    def _mount(self, record: PluginRecord) -> str:
+        with self._finder.lock:
+            prefix = self._keys.get(record.key)
+            if prefix is not None and prefix in sys.modules:
+                return prefix
+            prefix = self.prefix(record)
+            folder = record.path
+            package = types.ModuleType(prefix)
+            package.__path__ = [folder]
+            package.__package__ = prefix
+            package.__file__ = None
+            owned = _top_level_names(folder)
+            mount = _Mount(prefix, folder, _plugin_builtins(prefix, owned))
+            self._finder.mounts[prefix] = mount
+            self._keys[record.key] = prefix
+            sys.modules[prefix] = package
+            return prefix
+
+    def _purge(self, plugin_key: str) -> None:
+        with self._finder.lock:
+            prefix = self._keys.pop(plugin_key, None)
+            if prefix is None:
+                return
+            self._finder.mounts.pop(prefix, None)
+            for name in [n for n in list(sys.modules) if n == prefix or n.startswith(prefix + ".")]:
+                sys.modules.pop(name, None)
+            importlib.invalidate_caches()
+
+
+def _top_level_names(folder: str) -> frozenset[str]:
+    names = set()
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                name = entry.name
+                if name.endswith(".py"):
+                    names.add(name[:-3])
+                elif entry.is_dir() and name.isidentifier():
+                    names.add(name)
+    except OSError:
+        pass
+    return frozenset(names)
+
+
+def _plugin_builtins(prefix: str, owned: frozenset[str]) -> dict[str, Any]:
+    real_import: Callable[..., Any] = builtins.__import__
+
+    def plugin_import(
+        name: str,
+        globals: dict[str, Any] | None = None,
+        locals: dict[str, Any] | None = None,
+        fromlist: Sequence[str] = (),
+        level: int = 0,
+    ) -> Any:
+        if level == 0 and name.partition(".")[0] in owned:
+            module = real_import(f"{prefix}.{name}", globals, locals, fromlist, 0)
+            if fromlist:
+                return module
+            return sys.modules[f"{prefix}.{name.partition('.')[0]}"]
+        return real_import(name, globals, locals, fromlist, level)
+
+    table = dict(builtins.__dict__)
+    table["__import__"] = plugin_import
+    return table

@@ -53,6 +53,8 @@ class Rejected:
     version: str | None
     state: RejectedState
     reason: str
+    #: why, as a word: config, policy, incompatible, dependency, cycle or blocked
+    cause: str = "dependency"
 
 
 @dataclass(frozen=True)
@@ -104,17 +106,22 @@ def plan(
                 preferred.version,
                 "disabled",
                 f"disabled in config (run: plugbay enable {plugin_id})",
+                "config",
             )
             continue
         refusal = policy.refuses(plugin_id)
         if refusal is not None:
-            rejected[plugin_id] = Rejected(plugin_id, preferred.version, "disabled", refusal)
+            rejected[plugin_id] = Rejected(
+                plugin_id, preferred.version, "disabled", refusal, "policy"
+            )
             continue
         ok = [r for r in versions if _incompatibility(r, api, platform) is None]
         if not ok:
             reason = _incompatibility(preferred, api, platform)
             assert reason is not None
-            rejected[plugin_id] = Rejected(plugin_id, preferred.version, "disabled", reason)
+            rejected[plugin_id] = Rejected(
+                plugin_id, preferred.version, "disabled", reason, "incompatible"
+            )
             continue
         candidates[plugin_id] = sorted(ok, key=_preference, reverse=True)
 
@@ -123,8 +130,8 @@ def plan(
     rejected.update(cycle_rejections)
     problems = [
         Problem(
-            "error" if r.state == "disabled" and not r.reason.startswith("disabled in config") else "warning",
-            f"plugin.{r.state}",
+            "info" if r.cause in ("config", "policy") else "error",
+            f"plugin.{r.cause}",
             f"{r.plugin_id}{' ' + r.version if r.version else ''}: {r.reason}",
             plugin_id=r.plugin_id,
         )
@@ -206,7 +213,8 @@ def _reject_unreachable(
         if keep:
             candidates[pid] = keep
             continue
-        rejected[pid] = Rejected(pid, candidates[pid][0].version, state, reason)
+        cause = "blocked" if state == "blocked" else "dependency"
+        rejected[pid] = Rejected(pid, candidates[pid][0].version, state, reason, cause)
         del candidates[pid]
         changed = True
     return changed
@@ -388,11 +396,19 @@ def _order(
         if len(scc) > 1:
             ring = " → ".join([*scc, scc[0]])
             for pid in scc:
-                out[pid] = Rejected(pid, chosen[pid].version, "disabled", f"dependency cycle: {ring}")
+                out[pid] = Rejected(
+                    pid, chosen[pid].version, "disabled", f"dependency cycle: {ring}", "cycle"
+                )
     for pid in sorted(rest):
         if pid not in out:
             dep = next(d for d in rest[pid] if d in rest)
-            out[pid] = Rejected(pid, chosen[pid].version, "blocked", f"needs {dep}, which is in a dependency cycle")
+            out[pid] = Rejected(
+                pid,
+                chosen[pid].version,
+                "blocked",
+                f"needs {dep}, which is in a dependency cycle",
+                "blocked",
+            )
     return [PlannedPlugin(chosen[pid], nodes[pid]) for pid in order], out
 
 

@@ -1,0 +1,106 @@
+"""Shared fixtures: real plugin folders on disk, written by small typed helpers."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugbay import Host
+
+
+def write_plugin(
+    root: Path,
+    plugin_id: str,
+    version: str = "1.0.0",
+    *,
+    layout: str = "folder",
+    active: bool = True,
+    requires: str | None = None,
+    dependencies: Mapping[str, str] | None = None,
+    contributes: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    entry: str | None = None,
+    activation: str | None = None,
+    code: Mapping[str, str] | None = None,
+    extra: str = "",
+) -> Path:
+    """Write one plugin under ``root`` and return its folder.
+
+    ``layout="folder"`` writes ``root/<id>/plugin.toml`` (hand-placed);
+    ``layout="installed"`` writes ``root/<ns>/<name>/<version>/plugin.toml`` and, with
+    ``active``, the ``active`` file. ``code`` maps relative file paths to their text.
+    """
+    namespace, _, name = plugin_id.rpartition(".")
+    if layout == "installed":
+        base = root / (namespace or "_") / name
+        folder = base / version
+    else:
+        folder = root / plugin_id
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["schema = 1", "[plugin]"]
+    if namespace:
+        lines.append(f"namespace = {json.dumps(namespace)}")
+    lines += [f"name = {json.dumps(name)}", f"version = {json.dumps(version)}"]
+    if requires is not None:
+        lines.append(f"requires = {json.dumps(requires)}")
+    if entry is not None:
+        lines.append(f"entry = {json.dumps(entry)}")
+    if activation is not None:
+        lines.append(f"activation = {json.dumps(activation)}")
+    if extra:
+        lines.append(textwrap.dedent(extra).strip())
+    if dependencies:
+        lines.append("[dependencies]")
+        lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in dependencies.items()]
+    for kind, entries in (contributes or {}).items():
+        for e in entries:
+            lines.append(f"[[contributes.{kind}]]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in e.items()]
+    (folder / "plugin.toml").write_text("\n".join(lines) + "\n")
+    for rel, text in (code or {}).items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    if layout == "installed" and active:
+        (folder.parent / "active").write_text(version)
+    return folder
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty host home."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def plugins_dir(tmp_path: Path) -> Path:
+    """An empty extra search path."""
+    path = tmp_path / "plugins"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_host(home: Path, tmp_path: Path) -> Iterator[Any]:
+    """Build hosts isolated from the machine: no system, project or entry-point plugins."""
+    made: list[Host] = []
+
+    def make(*paths: Path, **kwargs: Any) -> Host:
+        kwargs.setdefault("home", home)
+        kwargs.setdefault("entry_points", False)
+        kwargs.setdefault("system_path", tmp_path / "no-system")
+        kwargs.setdefault("project_path", tmp_path / "no-project")
+        kwargs.setdefault("api_version", "1.0.0")
+        host = Host("testapp", paths=list(paths), **kwargs)
+        made.append(host)
+        return host
+
+    yield make
+    for host in made:
+        host.stop()

@@ -1,0 +1,59 @@
+"""The public API is pinned: a change to it is a deliberate change to this list."""
+
+from __future__ import annotations
+
+import plugbay
+
+
+def test_all_is_sorted_and_exact() -> None:
+    assert plugbay.__all__ == sorted(plugbay.__all__)
+    assert plugbay.__all__ == [
+        "Catalog",
+        "ConfigError",
+        "Contribution",
+        "ContributionNotFound",
+        "DiscoveryReporter",
+        "Handle",
+        "Health",
+        "Host",
+        "HostConfig",
+        "HostInfo",
+        "LifecycleEvent",
+        "LoadError",
+        "LoadPlan",
+        "LoadTimeout",
+        "Manifest",
+        "ManifestError",
+        "PlanError",
+        "PlannedPlugin",
+        "PluginApi",
+        "PluginContext",
+        "PluginError",
+        "PluginInfo",
+        "PluginRecord",
+        "PluginState",
+        "PluginStatus",
+        "Policy",
+        "Problem",
+        "Range",
+        "Registry",
+        "RegistryError",
+        "Rejected",
+        "SearchPath",
+        "Version",
+        "VersionError",
+        "__version__",
+        "discover",
+        "load_manifest",
+        "parse_manifest",
+        "parse_range",
+        "parse_version",
+        "plan",
+    ]
+
+
+def test_every_error_derives_from_the_root() -> None:
+    for name in plugbay.__all__:
+        obj = getattr(plugbay, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, plugbay.PluginError), name

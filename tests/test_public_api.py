@@ -45,11 +45,20 @@ def test_all_is_sorted_and_exact() -> None:
         "__version__",
         "discover",
         "load_manifest",
+        "make_plan",
         "parse_manifest",
         "parse_range",
         "parse_version",
-        "plan",
     ]
+
+
+def test_every_public_name_resolves() -> None:
+    import plugbay.host  # importing submodules must not shadow the public names
+
+    assert plugbay.host is not None
+    for name in plugbay.__all__:
+        assert getattr(plugbay, name) is not None, name
+    assert callable(plugbay.make_plan)
 
 
 def test_every_error_derives_from_the_root() -> None:

@@ -288,8 +288,19 @@ class Host:
         return self._plan if self._plan is not None else self.plan()
 
     def problems(self) -> list[Problem]:
-        """Discovery, planning and registration problems, for ``doctor``."""
-        return [*self.catalog.problems, *self.load_plan.problems, *self._problems]
+        """Discovery, planning and registration problems, for ``doctor``.
+
+        Before :meth:`start`, contribution conflicts are found by registering every
+        planned plugin's declared contributions in a scratch registry: no code is imported.
+        """
+        if self._started:
+            registration = list(self._problems)
+        else:
+            registration = []
+            scratch = Registry()
+            for planned in self.load_plan.order:
+                self._register_declared(planned.record, scratch, registration)
+        return [*self.catalog.problems, *self.load_plan.problems, *registration]
 
     # ------------------------------------------------------------ lifecycle
 
@@ -465,11 +476,19 @@ class Host:
     def _kind_allowed(self, kind: str) -> bool:
         return self.kinds is None or kind in self.kinds or kind in BUILTIN_KINDS
 
-    def _register_declared(self, record: PluginRecord) -> None:
+    def _register_declared(
+        self,
+        record: PluginRecord,
+        registry: Registry | None = None,
+        problems: list[Problem] | None = None,
+    ) -> None:
+        """Add lazy handles for the contributions ``record`` declares (imports nothing)."""
+        registry = self.registry if registry is None else registry
+        problems = self._problems if problems is None else problems
         for kind, entries in record.manifest.contributes.items():
             if not self._kind_allowed(kind):
                 known = ", ".join(sorted({*(self.kinds or {}), *BUILTIN_KINDS}))
-                self._problems.append(
+                problems.append(
                     Problem(
                         "warning",
                         "contribution.unknown-kind",
@@ -490,9 +509,9 @@ class Host:
                     record.precedence,
                     _resolver=self._resolve_handle,
                 )
-                problem = self.registry.add(handle)
+                problem = registry.add(handle)
                 if problem is not None:
-                    self._problems.append(problem)
+                    problems.append(problem)
 
     def _add_runtime(self, slot: _Slot, kind: str, name: str, obj: Any, summary: str, help: str | None) -> None:
         if not self._kind_allowed(kind):

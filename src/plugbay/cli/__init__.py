@@ -1,0 +1,7 @@
+"""The ``plugbay`` command, and the functions that mount it in a host's own CLI."""
+
+from __future__ import annotations
+
+from .app import command_group, main, mount
+
+__all__ = ["command_group", "main", "mount"]

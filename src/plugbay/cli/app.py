@@ -1,0 +1,265 @@
+"""Command-line interface (DESIGN §7). Each command parses, makes one library call, renders.
+
+Global options (``--app``, ``--home``, ``--api-version``, ``--json``, ``-v``, ``-q``,
+``--offline``) are accepted before or after the command name: they are declared on the
+group and on every command, and all write to one :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from ..host import Host
+
+__all__ = ["Settings", "command_group", "main", "mount"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Settings:
+    """What the global options say; shared by the group and its commands."""
+
+    app: str = "plugbay"
+    home: Path | None = None
+    api_version: str | None = None
+    json: bool = False
+    verbose: int = 0
+    quiet: bool = False
+    offline: bool = False
+    host_factory: Callable[[Settings], Host] | None = None
+    mounted: bool = False
+
+    def make_host(self) -> Host:
+        """The host commands work on: the mounting app's own, or a plain one."""
+        if self.host_factory is not None:
+            return self.host_factory(self)
+        from ..host import Host
+
+        return Host(self.app, self.api_version, home=self.home)
+
+
+class _Group(click.Group):
+    """Our group: remembers the defaults a mounting host gave it."""
+
+    def __init__(self, *args: Any, defaults: Settings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.defaults = defaults
+
+
+def _settings(ctx: click.Context) -> Settings:
+    found = ctx.find_object(Settings)
+    if found is not None:
+        return found
+    node: click.Context | None = ctx
+    defaults = Settings()
+    while node is not None:
+        if isinstance(node.command, _Group):
+            defaults = node.command.defaults
+            break
+        node = node.parent
+    settings = Settings(**vars(defaults))
+    ctx.obj = settings
+    return settings
+
+
+def _setter(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        settings = _settings(ctx)
+        if value is None or value is False or (field == "verbose" and not value):
+            return
+        if field == "verbose":
+            settings.verbose = max(settings.verbose, int(value))
+        elif field == "home":
+            settings.home = Path(value)
+        else:
+            setattr(settings, field, value)
+
+    return callback
+
+
+def _global_options(mounted: bool) -> Callable[[F], F]:
+    def decorate(f: F) -> F:
+        opts = [
+            click.option("--json", "json_", is_flag=True, expose_value=False, callback=_setter("json"),
+                         help="Print one JSON document on stdout and nothing else."),
+            click.option("-v", "--verbose", count=True, expose_value=False, callback=_setter("verbose"),
+                         help="More detail: -v reasons, -vv debug logs, -vvv tracebacks."),
+            click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_setter("quiet"),
+                         help="Only errors."),
+            click.option("--offline", is_flag=True, expose_value=False, callback=_setter("offline"),
+                         help="Never open a network connection."),
+            click.option("--home", type=click.Path(file_okay=False), expose_value=False,
+                         callback=_setter("home"), help="The host home (default $<APP>_HOME or ~/.<app>)."),
+        ]
+        if not mounted:
+            opts += [
+                click.option("--app", expose_value=False, callback=_setter("app"),
+                             help="The application whose plugins to manage (default plugbay)."),
+                click.option("--api-version", expose_value=False, callback=_setter("api_version"),
+                             help="Check plugins' `requires` against this host API version."),
+            ]
+        for opt in reversed(opts):
+            f = opt(f)
+        return f
+
+    return decorate
+
+
+def _run(ctx: click.Context, action: Callable[[Settings], int | None]) -> None:
+    """Run a command body: configure logging, turn errors into one line and an exit code."""
+    settings = _settings(ctx)
+    _configure_logging(settings)
+    from ..errors import PluginError
+    from . import render
+
+    try:
+        code = action(settings)
+    except PluginError as exc:
+        render.error(settings, exc)
+        ctx.exit(1)
+    except OSError as exc:
+        render.error(settings, exc)
+        ctx.exit(1)
+    ctx.exit(code or 0)
+
+
+def _configure_logging(settings: Settings) -> None:
+    import logging
+
+    class _Formatter(logging.Formatter):
+        """``LEVEL [plugin.id] message``: the plugin id is a structured field of the record."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            plugin = getattr(record, "plugin_id", None)
+            where = f"[{plugin}]" if plugin else record.name
+            return f"{record.levelname.lower()} {where}: {super().format(record)}"
+
+    level = logging.ERROR if settings.quiet else {0: logging.WARNING, 1: logging.INFO}.get(
+        settings.verbose, logging.DEBUG
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger("plugbay")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def command_group(
+    app: str | None = None,
+    *,
+    name: str = "plugbay",
+    api_version: str | None = None,
+    host_factory: Callable[[Settings], Host] | None = None,
+) -> click.Group:
+    """The plugbay commands as a click group.
+
+    Standalone (``app=None``) it takes ``--app`` and ``--api-version``. Mounted in a host's
+    CLI, pass the host's ``app`` name and ``api_version`` and, to include its built-in
+    plugins and kinds, a ``host_factory`` that builds its :class:`~plugbay.Host` from the
+    :class:`Settings`.
+    """
+    mounted = app is not None
+    defaults = Settings(
+        app=app or "plugbay",
+        api_version=api_version,
+        host_factory=host_factory,
+        mounted=mounted,
+    )
+    options = _global_options(mounted)
+
+    @click.group(name=name, cls=_Group, defaults=defaults,
+                 context_settings={"help_option_names": ["-h", "--help"]})
+    @options
+    def group() -> None:
+        """Find, inspect and load plugins."""
+
+    @group.command("list")
+    @click.option("--all", "show_all", is_flag=True, help="Include shadowed copies and every version.")
+    @click.option("--kind", help="List contributions of this kind instead of plugins.")
+    @options
+    @click.pass_context
+    def list_(ctx: click.Context, show_all: bool, kind: str | None) -> None:
+        """Plugins: id, active version, other versions, origin, runtime, state."""
+        from . import commands
+
+        _run(ctx, lambda s: commands.list_plugins(s, show_all=show_all, kind=kind))
+
+    @group.command("info")
+    @click.argument("plugin_id")
+    @options
+    @click.pass_context
+    def info(ctx: click.Context, plugin_id: str) -> None:
+        """Manifest, contributions, dependencies, permissions and paths of one plugin."""
+        from . import commands
+
+        _run(ctx, lambda s: commands.info(s, plugin_id))
+
+    @group.command("help")
+    @click.argument("name")
+    @click.option("--kind", help="The contribution's kind, when one name has several.")
+    @options
+    @click.pass_context
+    def help_(ctx: click.Context, name: str, kind: str | None) -> None:
+        """Help of a contribution (e.g. a module) or of a plugin."""
+        from . import commands
+
+        _run(ctx, lambda s: commands.show_help(s, name, kind))
+
+    @group.command("doctor")
+    @options
+    @click.pass_context
+    def doctor(ctx: click.Context) -> None:
+        """Problems: invalid manifests, missing deps, conflicts, shadowing. Exit 1 on errors."""
+        from . import commands
+
+        _run(ctx, commands.doctor)
+
+    @group.command("load")
+    @click.argument("plugin_id")
+    @options
+    @click.pass_context
+    def load(ctx: click.Context, plugin_id: str) -> None:
+        """Load one plugin in a throwaway host: state, timings, health."""
+        from . import commands
+
+        _run(ctx, lambda s: commands.load(s, plugin_id))
+
+    @group.command("status")
+    @options
+    @click.pass_context
+    def status(ctx: click.Context) -> None:
+        """Load every plugin in a throwaway host: states, timings, health."""
+        from . import commands
+
+        _run(ctx, commands.status)
+
+    return group
+
+
+def mount(
+    parent: click.Group,
+    app: str,
+    *,
+    name: str = "plugins",
+    api_version: str | None = None,
+    host_factory: Callable[[Settings], Host] | None = None,
+) -> click.Group:
+    """Add the plugbay commands to a host's own click group, as ``<parent> <name> …``."""
+    group = command_group(app, name=name, api_version=api_version, host_factory=host_factory)
+    parent.add_command(group, name)
+    return group
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``plugbay`` console script."""
+    group = command_group()
+    group.main(args=argv, prog_name="plugbay")

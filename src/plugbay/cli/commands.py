@@ -1,0 +1,401 @@
+"""The bodies of the commands: one library call each, then rendering.
+
+Each function takes the :class:`~plugbay.cli.app.Settings` and returns the exit code.
+None of ``list``, ``info``, ``help`` and ``doctor`` imports plugin code: they read
+manifests only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import render
+
+if TYPE_CHECKING:
+    from ..discovery import PluginRecord, Problem
+    from ..host import Host, PluginStatus
+    from ..plan import LoadPlan
+    from .app import Settings
+
+
+def _requires_note(settings: Settings) -> str | None:
+    if settings.api_version is None:
+        return "host API requirements (requires) not checked: no --api-version given"
+    return None
+
+
+def _state(plan: LoadPlan, plugin_id: str) -> tuple[str, str | None]:
+    rejected = plan.rejected.get(plugin_id)
+    if rejected is not None:
+        return rejected.state, rejected.reason
+    return ("enabled", None) if plan.get(plugin_id) is not None else ("unknown", None)
+
+
+def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int:
+    host = settings.make_host()
+    catalog = host.discover()
+    plan = host.plan()
+    if kind is not None:
+        return _list_contributions(settings, host, kind)
+    plugins = []
+    for plugin_id in catalog.ids():
+        versions = catalog.versions(plugin_id, include_shadowed=True)
+        live = [r for r in versions if not r.shadowed]
+        planned = plan.get(plugin_id)
+        chosen = planned.record if planned else catalog.preferred(plugin_id)
+        if chosen is None:  # every copy is shadowed: only --all shows them
+            chosen = versions[0]
+        state, reason = _state(plan, plugin_id)
+        plugins.append(
+            {
+                "id": plugin_id,
+                "version": chosen.version,
+                "other_versions": sorted({r.version for r in live} - {chosen.version}),
+                "origin": chosen.origin,
+                "runtime": chosen.manifest.plugin.runtime,
+                "state": state,
+                "reason": reason,
+                "description": chosen.manifest.plugin.description,
+                "path": chosen.path,
+                "shadowed": [
+                    {"version": r.version, "origin": r.origin, "path": r.path}
+                    for r in versions
+                    if r.shadowed
+                ]
+                if show_all
+                else [],
+            }
+        )
+    if settings.json:
+        render.emit_json(
+            {
+                "app": settings.app,
+                "api_version": settings.api_version,
+                "requires_checked": settings.api_version is not None,
+                "plugins": plugins,
+            }
+        )
+        return 0
+    if not plugins:
+        if not settings.quiet:
+            render.line(f"no plugins found for {settings.app} (searched: {_searched(host)})")
+        return 0
+    rows = [
+        [
+            p["id"],
+            p["version"],
+            ", ".join(p["other_versions"]) or "-",
+            p["origin"],
+            p["runtime"],
+            p["state"],
+        ]
+        for p in plugins
+    ]
+    render.table(["ID", "VERSION", "OTHER VERSIONS", "ORIGIN", "RUNTIME", "STATE"], rows)
+    for p in plugins:
+        if p["reason"] and (settings.verbose or p["state"] != "enabled"):
+            render.line(f"  {p['id']}: {p['reason']}")
+        for s in p["shadowed"]:
+            render.line(f"  {p['id']} {s['version']} ({s['origin']}, {s['path']}) is shadowed")
+    note = _requires_note(settings)
+    if note and not settings.quiet:
+        render.line(f"note: {note}")
+    return 0
+
+
+def _searched(host: Host) -> str:
+    return ", ".join(str(sp.path) for sp in host.search_paths())
+
+
+def _list_contributions(settings: Settings, host: Host, kind: str) -> int:
+    rows = []
+    for planned in host.load_plan.order:
+        for c in planned.record.manifest.contributes.get(kind, ()):
+            rows.append({"kind": kind, "name": c.name, "plugin": planned.id, "summary": c.summary})
+    rows.sort(key=lambda r: (r["name"], r["plugin"]))
+    if settings.json:
+        render.emit_json({"kind": kind, "contributions": rows})
+        return 0
+    if not rows:
+        if not settings.quiet:
+            render.line(f"no {kind} contributions found")
+        return 0
+    render.table(
+        ["NAME", "PLUGIN", "SUMMARY"], [[r["name"], r["plugin"], r["summary"]] for r in rows]
+    )
+    return 0
+
+
+def _find(host: Host, plugin_id: str) -> PluginRecord:
+    from ..errors import PlanError
+
+    catalog = host.catalog
+    planned = host.load_plan.get(plugin_id)
+    record = planned.record if planned else catalog.preferred(plugin_id)
+    if record is None:
+        from difflib import get_close_matches
+
+        close = get_close_matches(plugin_id, catalog.ids(), n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else "; run: plugbay list"
+        raise PlanError(plugin_id, f"no such plugin is installed{hint}")
+    return record
+
+
+def info(settings: Settings, plugin_id: str) -> int:
+    host = settings.make_host()
+    record = _find(host, plugin_id)
+    state, reason = _state(host.load_plan, plugin_id)
+    m = record.manifest
+    p = m.plugin
+    versions = host.catalog.versions(plugin_id, include_shadowed=True)
+    doc: dict[str, Any] = {
+        "id": plugin_id,
+        "version": p.version,
+        "description": p.description,
+        "authors": list(p.authors),
+        "license": p.license,
+        "homepage": p.homepage,
+        "requires": p.requires,
+        "requires_checked": settings.api_version is not None,
+        "runtime": p.runtime,
+        "entry": p.entry,
+        "activation": p.activation,
+        "isolation": p.isolation,
+        "state": state,
+        "reason": reason,
+        "origin": record.origin,
+        "path": record.path,
+        "manifest": record.manifest_path,
+        "versions": [
+            {"version": r.version, "active": r.active, "shadowed": r.shadowed, "path": r.path}
+            for r in versions
+        ],
+        "dependencies": dict(m.dependencies),
+        "contributions": {
+            kind: [{"name": c.name, "summary": c.summary} for c in entries]
+            for kind, entries in m.contributes.items()
+        },
+        "permissions": {
+            "network": list(m.permissions.network),
+            "filesystem": {
+                "read": list(m.permissions.filesystem.read),
+                "write": list(m.permissions.filesystem.write),
+            },
+            "env": list(m.permissions.env),
+            "subprocess": m.permissions.subprocess,
+        },
+        "python_dependencies": list(p.python_dependencies),
+    }
+    if settings.json:
+        render.emit_json(doc)
+        return 0
+    out = render.line
+    out(f"{plugin_id} {p.version}" + (f" — {p.description}" if p.description else ""))
+    out(f"  state:        {state}" + (f" ({reason})" if reason else ""))
+    checked = "" if settings.api_version else " (not checked)"
+    out(f"  requires:     host API {p.requires}{checked}")
+    out(f"  runtime:      {p.runtime}, {p.activation}" + (f", entry {p.entry}" if p.entry else ""))
+    out(f"  origin:       {record.origin}")
+    out(f"  path:         {record.path}")
+    if p.authors:
+        out(f"  authors:      {', '.join(p.authors)}")
+    if p.license:
+        out(f"  license:      {p.license}")
+    if len(versions) > 1:
+        listed = ", ".join(
+            r.version + (" (active)" if r.active and not r.shadowed else "")
+            + (" (shadowed)" if r.shadowed else "")
+            for r in versions
+        )
+        out(f"  versions:     {listed}")
+    out("  dependencies: " + (", ".join(f"{k} {v}" for k, v in m.dependencies.items()) or "none"))
+    if m.contributes:
+        out("  contributes:")
+        for kind, entries in m.contributes.items():
+            for c in entries:
+                out(f"    {kind} {c.name}" + (f" — {c.summary}" if c.summary else ""))
+    perms = doc["permissions"]
+    asked = [
+        *(f"network {h}" for h in perms["network"]),
+        *(f"read {x}" for x in perms["filesystem"]["read"]),
+        *(f"write {x}" for x in perms["filesystem"]["write"]),
+        *(f"env {e}" for e in perms["env"]),
+        *(["subprocess"] if perms["subprocess"] else []),
+    ]
+    out("  permissions:  " + (", ".join(asked) or "none"))
+    return 0
+
+
+def show_help(settings: Settings, name: str, kind: str | None) -> int:
+    from ..errors import PlanError
+
+    host = settings.make_host()
+    plan = host.load_plan
+    matches = []
+    for planned in plan.order:
+        for k, entries in planned.record.manifest.contributes.items():
+            if kind is not None and k != kind:
+                continue
+            for c in entries:
+                if c.name == name or f"{planned.id}:{c.name}" == name:
+                    matches.append((k, c, planned.record))
+    if len({k for k, _, _ in matches}) > 1:
+        kinds = ", ".join(sorted({k for k, _, _ in matches}))
+        raise PlanError(name, f"names contributions of several kinds ({kinds}); add --kind KIND")
+    if matches:
+        matches.sort(key=lambda m: (-m[2].precedence, m[2].id))
+        k, c, record = matches[0]
+        text = _read_help(record, c.help or f"help/{c.name}.md")
+        if text is None:
+            text = f"# {c.name}\n\n{c.summary or 'No help was provided for this ' + k + '.'}\n"
+        title = {"kind": k, "name": c.name, "plugin": record.id, "version": record.version}
+    else:
+        record = _find(host, name)
+        text = _read_help(record, "help/index.md") or _read_help(record, "README.md")
+        if text is None:
+            text = _plugin_overview(record)
+        title = {"kind": "plugin", "name": record.id, "plugin": record.id, "version": record.version}
+    if settings.json:
+        render.emit_json({**title, "markdown": text})
+        return 0
+    render.markdown(text)
+    if not settings.quiet and title["kind"] != "plugin":
+        render.line(f"({title['kind']} from {record.id} {record.version})")
+    return 0
+
+
+def _read_help(record: PluginRecord, rel: str) -> str | None:
+    folder = Path(record.path)
+    path = (folder / rel).resolve()
+    if folder.resolve() not in path.parents:
+        return None  # a help path must stay inside the plugin folder
+    try:
+        return path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _plugin_overview(record: PluginRecord) -> str:
+    m = record.manifest
+    lines = [f"# {record.id} {record.version}", "", m.plugin.description or "", ""]
+    for kind, entries in m.contributes.items():
+        lines.append(f"## {kind}")
+        lines += [f"- `{c.name}`" + (f": {c.summary}" if c.summary else "") for c in entries]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def doctor(settings: Settings) -> int:
+    host = settings.make_host()
+    problems = host.problems()
+    errors = [p for p in problems if p.severity == "error"]
+    if settings.json:
+        render.emit_json(
+            {
+                "ok": not errors,
+                "requires_checked": settings.api_version is not None,
+                "plugins": len(host.catalog.ids()),
+                "problems": [_problem_doc(p) for p in problems],
+            }
+        )
+        return 1 if errors else 0
+    shown = [p for p in problems if settings.verbose or p.severity != "info" or "shadow" in p.code]
+    for p in sorted(shown, key=lambda p: ("error", "warning", "info").index(p.severity)):
+        render.line(f"{p.severity}: {p.message}")
+    note = _requires_note(settings)
+    if not settings.quiet:
+        if note:
+            render.line(f"note: {note}")
+        count = len(host.catalog.ids())
+        verdict = f"{len(errors)} error(s)" if errors else "no errors"
+        render.line(f"{count} plugin(s) checked: {verdict}")
+    return 1 if errors else 0
+
+
+def _problem_doc(p: Problem) -> dict[str, Any]:
+    return {
+        "severity": p.severity,
+        "code": p.code,
+        "message": p.message,
+        "plugin": p.plugin_id,
+        "path": p.path,
+    }
+
+
+def load(settings: Settings, plugin_id: str) -> int:
+    from ..errors import LoadError
+
+    host = settings.make_host()
+    try:
+        host.load(plugin_id)
+    except LoadError:
+        pass  # its state and reason are shown below
+    return _report(settings, host, [plugin_id])
+
+
+def status(settings: Settings) -> int:
+    from ..errors import LoadError
+
+    host = settings.make_host()
+    host.start()
+    for planned in host.load_plan.order:
+        try:
+            host.load(planned.id)
+        except LoadError:
+            continue  # shown in the report
+    return _report(settings, host, None)
+
+
+def _report(settings: Settings, host: Host, only: list[str] | None) -> int:
+    try:
+        statuses = [s for s in host.status() if only is None or s.id in only]
+        health = host.health()
+    finally:
+        host.stop()
+    failed = [s for s in statuses if s.state.value in ("failed", "blocked")]
+    if settings.json:
+        render.emit_json(
+            {
+                "plugins": [_status_doc(s, health.get(s.id), settings.verbose) for s in statuses],
+                "ok": not failed,
+            }
+        )
+        return 1 if failed else 0
+    rows = []
+    for s in statuses:
+        h = health.get(s.id)
+        total = sum(s.timings_ms.values())
+        rows.append(
+            [
+                s.id,
+                s.version or "-",
+                s.state.value,
+                f"{total:.1f} ms" if s.timings_ms else "-",
+                h.status if h else "-",
+            ]
+        )
+    render.table(["ID", "VERSION", "STATE", "LOAD TIME", "HEALTH"], rows)
+    for s in statuses:
+        if s.reason:
+            render.line(f"  {s.id}: {s.reason}")
+        if settings.verbose and s.timings_ms:
+            steps = ", ".join(f"{k} {v:.1f} ms" for k, v in s.timings_ms.items())
+            render.line(f"  {s.id} timings: {steps}")
+        if settings.verbose and s.detail:
+            render.line("  " + s.detail.rstrip().replace("\n", "\n  "))
+    return 1 if failed else 0
+
+
+def _status_doc(s: PluginStatus, health: Any, verbose: int) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "version": s.version,
+        "state": s.state.value,
+        "reason": s.reason,
+        "origin": s.origin,
+        "runtime": s.runtime,
+        "timings_ms": {k: round(v, 3) for k, v in s.timings_ms.items()},
+        "health": {"status": health.status, "message": health.message} if health else None,
+        **({"detail": s.detail} if verbose and s.detail else {}),
+    }

@@ -221,9 +221,7 @@ def generate_dists(site: Path, count: int) -> DistSummary:
             f"Summary: Benchmark distribution {i}\n",
             "utf-8",
         )
-        (info / "entry_points.txt").write_text(
-            f"[{GROUP}]\n{module} = {module}:Plugin\n", "utf-8"
-        )
+        (info / "entry_points.txt").write_text(f"[{GROUP}]\n{module} = {module}:Plugin\n", "utf-8")
         (site / f"{module}.py").write_text("class Plugin: ...\n", "utf-8")
         record = [
             f"{module}.py,,",

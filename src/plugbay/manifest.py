@@ -32,14 +32,19 @@ __all__ = [
 #: File names a plugin folder may hold its manifest in, in order of preference.
 MANIFEST_NAMES = ("plugin.toml", "plugin.yaml", "plugin.yml", "plugin.json", "collection.yml")
 
-_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
-_CONTRIB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
-_PY_ENTRY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*)?$")
-_PLUGIN_ID = re.compile(r"^([a-z][a-z0-9_]*\.)?[a-z][a-z0-9_]*$")
-_PLATFORM = re.compile(r"^[a-z0-9]+-[a-z0-9_]+$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "tool\n" through.
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*\Z")
+_CONTRIB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*\Z")
+_PY_ENTRY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*)?\Z")
+_PLUGIN_ID = re.compile(r"^([a-z][a-z0-9_]*\.)?[a-z][a-z0-9_]*\Z")
+_PLATFORM = re.compile(r"^[a-z0-9]+-[a-z0-9_]+\Z")
 
 
-class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
+class _Struct(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab", omit_defaults=True
+):
+    # omit_defaults: an encoded Manifest must parse back, and a module contribution
+    # written with its default "priority = 0" would not (priority is for hooks only).
     pass
 
 

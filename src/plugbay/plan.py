@@ -19,14 +19,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from resolvelib import AbstractProvider, BaseReporter, Resolver
-from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .config import Policy
 from .discovery import Catalog, PluginRecord, Problem
 from .versions import Range, parse_range, parse_version
+
+if TYPE_CHECKING:
+    from resolvelib import AbstractProvider
 
 __all__ = ["LoadPlan", "PlannedPlugin", "Rejected", "plan"]
 
@@ -269,8 +269,12 @@ class _Requirement:
         return f"{self.id} {self.range}" if self.range is not None else self.id
 
 
-class _Provider(AbstractProvider[_Requirement, PluginRecord, str]):
-    """Answers resolvelib from the candidate lists; all cheap, no I/O."""
+class _Provider:
+    """Answers resolvelib from the candidate lists; all cheap, no I/O.
+
+    It implements resolvelib's AbstractProvider interface without importing resolvelib,
+    which is loaded only when the fast path in :func:`_choose` is not enough.
+    """
 
     def __init__(self, candidates: Mapping[str, list[PluginRecord]]) -> None:
         self._candidates = candidates
@@ -318,7 +322,11 @@ def _resolve(
 ) -> dict[str, PluginRecord] | list[tuple[str, Rejected]]:
     """Resolve one connected component; on failure, say which ids to reject and why."""
     provider = _Provider(candidates)
-    resolver: Resolver[_Requirement, PluginRecord, str] = Resolver(provider, BaseReporter())
+    from resolvelib import BaseReporter, Resolver
+    from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+
+    typed = cast("AbstractProvider[_Requirement, PluginRecord, str]", provider)
+    resolver: Resolver[_Requirement, PluginRecord, str] = Resolver(typed, BaseReporter())
     roots = [_Requirement(pid, None, None) for pid in component]
     try:
         result = resolver.resolve(roots, max_rounds=10_000)

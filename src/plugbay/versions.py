@@ -8,7 +8,6 @@ only match a range that names a prerelease of the same MAJOR.MINOR.PATCH.
 
 from __future__ import annotations
 
-import re
 from functools import cache, total_ordering
 from typing import Any
 
@@ -17,10 +16,6 @@ import nodesemver
 from .errors import VersionError
 
 __all__ = ["Range", "Version", "parse_range", "parse_version"]
-
-# A comma is our separator between comparators; npm syntax uses white space for the same.
-_COMMA = re.compile(r"\s*,\s*")
-
 
 @total_ordering
 class Version:
@@ -33,6 +28,10 @@ class Version:
             self._semver: Any = nodesemver.make_semver(text, loose=False)
         except (ValueError, TypeError) as exc:
             raise VersionError(str(text), "version") from exc
+        # node-semver also takes "v1.2.3" and surrounding white space, which SemVer 2.0
+        # does not: a version must read back exactly as the library prints it.
+        if text != _canonical(self._semver):
+            raise VersionError(text, "version")
         self.text = text
 
     @property
@@ -57,6 +56,8 @@ class Version:
         return bool(self._semver.compare(other._semver) == 0)
 
     def __lt__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
         return bool(self._semver.compare(other._semver) < 0)
 
     def __hash__(self) -> int:
@@ -75,9 +76,7 @@ class Range:
     __slots__ = ("_range", "text")
 
     def __init__(self, text: str) -> None:
-        normalised = _COMMA.sub(" ", text.strip())
-        if not normalised or "," in text and not all(p.strip() for p in text.split(",")):
-            raise VersionError(text, "version range")
+        normalised = _to_npm_syntax(text)
         try:
             self._range: Any = nodesemver.make_range(normalised, loose=False)
         except (ValueError, TypeError) as exc:
@@ -98,6 +97,26 @@ class Range:
 
     def __repr__(self) -> str:
         return f"Range({self.text!r})"
+
+
+def _canonical(semver: Any) -> str:
+    build = "+" + ".".join(semver.build) if semver.build else ""
+    return f"{semver.version}{build}"
+
+
+def _to_npm_syntax(text: str) -> str:
+    """Our range text in node-semver's syntax: comparators joined by spaces, not commas.
+
+    An empty alternative or comparator ("^1 ||", ">=1,") is refused here: node-semver
+    would read it as "any version", silently widening the range.
+    """
+    alternatives = []
+    for alternative in text.split("||"):
+        comparators = [c.strip() for c in alternative.split(",")]
+        if not all(comparators):
+            raise VersionError(text, "version range")
+        alternatives.append(" ".join(comparators))
+    return " || ".join(alternatives)
 
 
 @cache

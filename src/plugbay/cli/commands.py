@@ -38,7 +38,7 @@ def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int
     plan = host.plan()
     if kind is not None:
         return _list_contributions(settings, host, kind)
-    plugins = []
+    plugins: list[dict[str, Any]] = []
     for plugin_id in catalog.ids():
         versions = catalog.versions(plugin_id, include_shadowed=True)
         live = [r for r in versions if not r.shadowed]

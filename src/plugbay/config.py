@@ -15,7 +15,9 @@ greeting = "hi"
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +35,19 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="ke
     deny: tuple[str, ...] = ()
 
     def refuses(self, plugin_id: str) -> str | None:
-        """The reason the policy refuses ``plugin_id``, or None if it may load."""
+        """The reason the policy refuses ``plugin_id``, or None if it may load.
+
+        An entry matches a plugin by its id or by its namespace; deny wins over allow.
+        """
         namespace = plugin_id.split(".", 1)[0] if "." in plugin_id else None
-        if plugin_id in self.deny or (namespace is not None and namespace in self.deny):
-            return f"denied by the policy's deny list ({'id' if plugin_id in self.deny else 'namespace'})"
+        for entry, what in ((plugin_id, "id"), (namespace, "namespace")):
+            if entry is not None and entry in self.deny:
+                return f"denied by the policy: its {what} {entry!r} is in [policy] deny"
         if self.allow and plugin_id not in self.allow and namespace not in self.allow:
-            return "not in the policy's allow list"
+            return (
+                f"not allowed by the policy: neither its id nor its namespace is in "
+                f"[policy] allow ({', '.join(self.allow)})"
+            )
         return None
 
 
@@ -62,26 +71,65 @@ def load_host_config(path: Path) -> HostConfig:
     import tomllib
 
     try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            str(path), "", f"is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"is not valid TOML: {exc}") from None
     return config_from_mapping(raw, str(path))
 
 
 def config_from_mapping(raw: Mapping[str, Any], source: str = "<config>") -> HostConfig:
     """Validate a decoded config document."""
+    plugins = raw.get("plugins")
+    if isinstance(plugins, Mapping):
+        # msgspec names a bad value in this table only as "[...]"; name the plugin instead.
+        for plugin_id, table in plugins.items():
+            if not isinstance(table, Mapping):
+                raise ConfigError(
+                    source,
+                    f"plugins.{plugin_id}",
+                    f"{table!r}: expected a table of that plugin's settings, "
+                    f'e.g. [plugins."{plugin_id}"]',
+                    table,
+                )
     try:
         return msgspec.convert(raw, HostConfig)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        field = text.rsplit("`$", 1)[-1].rstrip("`").lstrip(".") if "`$" in text else ""
-        problem = text.split(" - at ", 1)[0]
-        if problem.startswith("Object contains unknown field"):
-            from difflib import get_close_matches
+        raise _translate(exc, raw, source) from None
 
-            key = problem.split("`")[1]
-            known = ["paths", "disabled", "policy", "plugins", "allow", "deny"]
-            close = get_close_matches(key, known, n=1)
-            field = f"{field}.{key}" if field else key
-            problem = f"unknown key {key!r}" + (f'; did you mean "{close[0]}"?' if close else "")
-        raise ConfigError(source, field, problem) from None
+
+_STRUCT_AT: dict[str, type[msgspec.Struct]] = {"": HostConfig, "policy": Policy}
+
+
+def _translate(exc: msgspec.ValidationError, raw: Mapping[str, Any], source: str) -> ConfigError:
+    text = str(exc)
+    field = text.rsplit("`$", 1)[-1].rstrip("`").lstrip(".") if "`$" in text else ""
+    problem = text.split(" - at ", 1)[0]
+    unknown = re.match(r"Object contains unknown field `(?P<key>[^`]*)`", problem)
+    if unknown:
+        key = unknown.group("key")
+        struct = _STRUCT_AT.get(field)
+        known = sorted(f.encode_name for f in msgspec.structs.fields(struct)) if struct else []
+        close = get_close_matches(key, known, n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else ""
+        where = f"{field}.{key}" if field else key
+        return ConfigError(
+            source, where, f"unknown key {key!r}{hint} (allowed: {', '.join(known)})"
+        )
+    value: Any = raw
+    for part in field.split(".") if field else ():
+        value = value.get(part) if isinstance(value, Mapping) else None
+    typed = re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`", problem)
+    if typed:
+        problem = f"{value!r}: expected {_TYPE_NAMES.get(typed['want'], typed['want'])}, "
+        problem += f"got {_TYPE_NAMES.get(typed['got'], typed['got'])}"
+    return ConfigError(source, field, problem, value)
+
+
+# msgspec names JSON types; config.toml is TOML.
+_TYPE_NAMES = {"object": "table", "array": "list", "str": "string", "int": "integer"}

@@ -56,12 +56,17 @@ class ManifestError(PluginError):
 
 
 class ConfigError(PluginError):
-    """The host configuration file or a plugin's configuration is invalid."""
+    """The host configuration file or a plugin's configuration is invalid.
 
-    def __init__(self, source: str, field: str, problem: str) -> None:
+    ``source`` is the file (or another origin), ``field`` the dotted path of the offending
+    field ("" for the whole document) and ``value`` the offending value (or None).
+    """
+
+    def __init__(self, source: str, field: str, problem: str, value: object = None) -> None:
         self.source = source
         self.field = field
         self.problem = problem
+        self.value = value
         where = f"{source}: {field}" if field else source
         super().__init__(f"{where}: {problem}")
 

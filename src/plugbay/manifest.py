@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from difflib import get_close_matches
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Literal
 
 import msgspec
@@ -45,10 +45,11 @@ class _Struct(
 ):
     # omit_defaults: an encoded Manifest must parse back, and a module contribution
     # written with its default "priority = 0" would not (priority is for hooks only).
+    # Subclasses repeat frozen=True: mypy does not see it inherited through the base.
     pass
 
 
-class PluginInfo(_Struct):
+class PluginInfo(_Struct, frozen=True):
     """The ``[plugin]`` table: identity, compatibility and how the plugin runs."""
 
     name: str
@@ -67,7 +68,7 @@ class PluginInfo(_Struct):
     platforms: dict[str, str] = {}
 
 
-class Contribution(_Struct):
+class Contribution(_Struct, frozen=True):
     """One entry of ``[contributes]``: a named thing of one kind that the plugin provides.
 
     ``entry`` (``module:attr`` for Python) is imported on first use; without it the
@@ -93,14 +94,14 @@ _KIND_KEYS = {
 }
 
 
-class FilesystemPermissions(_Struct):
+class FilesystemPermissions(_Struct, frozen=True):
     """Paths the plugin asks to read and to write."""
 
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
 
 
-class Permissions(_Struct):
+class Permissions(_Struct, frozen=True):
     """What the plugin asks for; the user's policy decides what is granted."""
 
     network: tuple[str, ...] = ()
@@ -109,13 +110,13 @@ class Permissions(_Struct):
     subprocess: bool = False
 
 
-class ConfigSection(_Struct):
+class ConfigSection(_Struct, frozen=True):
     """``[config]``: the JSON Schema (a file in the plugin folder, or inline) of its config."""
 
     schema: str | dict[str, Any] | None = None
 
 
-class Manifest(_Struct):
+class Manifest(_Struct, frozen=True):
     """A whole manifest: the normalised form every format decodes to."""
 
     plugin: PluginInfo
@@ -165,9 +166,13 @@ def parse_manifest(data: bytes, file: str) -> Manifest:
 def manifest_from_mapping(raw: object, file: str = "<manifest>") -> Manifest:
     """Validate an already-decoded document (a mapping) and return the Manifest."""
     if not isinstance(raw, Mapping):
-        raise ManifestError(file, "", f"expected a table of keys at the top, got {_kind(raw)}")
+        got = "an empty document" if raw is None else f"a {_kind(raw)}"
+        raise ManifestError(
+            file, "", f"expected a table of keys at the top (with a [plugin] table), got {got}"
+        )
     cleaned = _strip_extension_keys(raw)
     _check_contribution_keys(cleaned, file)
+    _check_keyed_tables(cleaned, file)
     try:
         manifest = msgspec.convert(cleaned, Manifest)
     except msgspec.ValidationError as exc:
@@ -178,27 +183,42 @@ def manifest_from_mapping(raw: object, file: str = "<manifest>") -> Manifest:
 
 def _decode(data: bytes, file: str) -> object:
     suffix = file.rsplit(".", 1)[-1].lower()
+    if suffix not in ("toml", "yaml", "yml", "json"):
+        raise ManifestError(
+            file, "", f"has an unknown format; name it one of {', '.join(MANIFEST_NAMES)}"
+        )
+    try:
+        # utf-8-sig: a byte-order mark, as some editors write, is not an error.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            file, "", f"is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
     try:
         if suffix == "toml":
             import tomllib
 
-            return tomllib.loads(data.decode("utf-8"))
-        if suffix in ("yaml", "yml"):
-            import yaml
-
-            # CSafeLoader when libyaml is present: same result, several times faster.
-            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            return yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
+            return tomllib.loads(text)
         if suffix == "json":
-            return msgspec.json.decode(data)
-    except UnicodeDecodeError as exc:
-        raise ManifestError(file, "", f"is not UTF-8 text: {exc.reason}") from None
+            return msgspec.json.decode(text)
+        import yaml
+
+        # CSafeLoader when libyaml is present: same result, several times faster.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(text, Loader=loader)
     except Exception as exc:  # noqa: BLE001 - each parser has its own error classes
-        raise ManifestError(file, "", f"is not valid {suffix.upper()}: {_one_line(exc)}") from None
-    raise ManifestError(file, "", f"has an unknown format; name it one of {', '.join(MANIFEST_NAMES)}")
+        kind = "YAML" if suffix == "yml" else suffix.upper()
+        raise ManifestError(file, "", f"is not valid {kind}: {_parse_problem(exc)}") from None
 
 
-def _one_line(exc: BaseException) -> str:
+def _parse_problem(exc: BaseException) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is not None and problem:
+        # PyYAML's own text names "<unicode string>" instead of the file; say where instead.
+        context = getattr(exc, "context", None)
+        lead = f"{context}: " if context else ""
+        return f"{lead}{problem} (at line {mark.line + 1}, column {mark.column + 1})"
     return " ".join(str(exc).split())
 
 
@@ -206,11 +226,9 @@ def _strip_extension_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Drop ``x-`` keys from the tables the schema owns (not from free-form tables)."""
 
     def strip(table: object) -> object:
-        if isinstance(table, Mapping):
-            return {k: v for k, v in table.items() if not (isinstance(k, str) and k.startswith("x-"))}
-        return table
+        return _drop_extension_keys(table) if isinstance(table, Mapping) else table
 
-    out = dict(strip(raw))  # type: ignore[call-overload]
+    out = _drop_extension_keys(raw)
     for key in ("plugin", "permissions", "config"):
         if key in out:
             out[key] = strip(out[key])
@@ -227,6 +245,10 @@ def _strip_extension_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _drop_extension_keys(table: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {k: v for k, v in table.items() if not (isinstance(k, str) and k.startswith("x-"))}
+
+
 def _check_contribution_keys(raw: Mapping[str, Any], file: str) -> None:
     contributes = raw.get("contributes")
     if not isinstance(contributes, Mapping):
@@ -238,20 +260,52 @@ def _check_contribution_keys(raw: Mapping[str, Any], file: str) -> None:
         for i, entry in enumerate(entries):
             if not isinstance(entry, Mapping):
                 continue
-            for key in entry:
+            for key, value in entry.items():
                 if key not in allowed:
                     raise ManifestError(
                         file,
                         f"contributes.{kind}[{i}].{key}",
                         _unknown_key_problem(str(key), sorted(allowed), kind),
+                        value,
                     )
+
+
+# Tables keyed by names of the plugin's choosing (plugin ids, kinds, platforms). msgspec
+# reports a bad value in them at "[...]" without the key, so each key is checked alone.
+_KEYED_TABLES: dict[str, Any] = {
+    "dependencies": str,
+    "contributes": tuple[Contribution, ...],
+    "plugin.platforms": str,
+}
+
+
+def _check_keyed_tables(raw: Mapping[str, Any], file: str) -> None:
+    for path, value_type in _KEYED_TABLES.items():
+        table = _value_at(raw, path)
+        if not isinstance(table, Mapping):
+            continue  # absent, or the wrong type: the whole conversion reports it
+        for key, value in table.items():
+            if not isinstance(key, str):
+                raise ManifestError(
+                    file,
+                    f"{path}.{key}",
+                    f"{key!r} is {_kind(key, article=True)}; keys must be text (quote it)",
+                    key,
+                )
+            try:
+                msgspec.convert(value, value_type)
+            except msgspec.ValidationError as exc:
+                raise _translate(exc, value, file, f"{path}.{key}") from None
 
 
 def _unknown_key_problem(key: str, allowed: list[str], kind: str | None = None) -> str:
     everywhere = {k for keys in _KIND_KEYS.values() for k in keys}
     if kind is not None and key in everywhere:
         owners = sorted(k for k, keys in _KIND_KEYS.items() if key in keys)
-        return f"unknown key {key!r}: only {' and '.join(owners)} contributions take it"
+        return (
+            f"unknown key {key!r} for a {kind}: only {' and '.join(owners)} contributions "
+            "take it; remove it"
+        )
     close = get_close_matches(key, allowed, n=1)
     hint = f'; did you mean "{close[0]}"?' if close else ""
     return (
@@ -260,36 +314,62 @@ def _unknown_key_problem(key: str, allowed: list[str], kind: str | None = None) 
     )
 
 
-_MSGSPEC_ERROR = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_MSGSPEC_ERROR = re.compile(
+    r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.S
+)
 
 
-def _translate(exc: msgspec.ValidationError, raw: Mapping[str, Any], file: str) -> ManifestError:
+def _translate(
+    exc: msgspec.ValidationError, raw: object, file: str, prefix: str = ""
+) -> ManifestError:
+    """Turn msgspec's error on ``raw`` (found at field path ``prefix``) into a ManifestError."""
     match = _MSGSPEC_ERROR.match(str(exc))
     msg = match.group("msg") if match else str(exc)
     path = (match.group("path") or "") if match else ""
     path = path.lstrip(".")
+    field = _join(prefix, path)
+    if match and match.group("key"):
+        node = _value_at(raw, path)
+        key = next((k for k in node if not isinstance(k, str)), None) if node else None
+        return ManifestError(
+            file,
+            _join(field, str(key)),
+            f"{key!r} is {_kind(key, article=True)}; keys must be text (quote it)",
+            key,
+        )
     unknown = re.match(r"Object contains unknown field `(?P<key>[^`]*)`", msg)
     if unknown:
         key = unknown.group("key")
-        struct = _STRUCT_AT.get(re.sub(r"\[\d+\]", "", path))
+        struct = _STRUCT_AT.get(re.sub(r"\[\d+\]", "", field))
         allowed = sorted(f.encode_name for f in msgspec.structs.fields(struct)) if struct else []
-        field = f"{path}.{key}" if path else key
-        return ManifestError(file, field, _unknown_key_problem(key, allowed))
+        value = _value_at(raw, _join(path, key))
+        return ManifestError(file, _join(field, key), _unknown_key_problem(key, allowed), value)
     missing = re.match(r"Object missing required field `(?P<key>[^`]*)`", msg)
     if missing:
         key = missing.group("key")
-        field = f"{path}.{key}" if path else key
-        if path == "" and key == "plugin":
-            return ManifestError(file, field, "is missing; add a [plugin] table with name and version")
-        return ManifestError(file, field, "is required but missing")
+        if field == "" and key == "plugin":
+            return ManifestError(
+                file, key, "is missing; add a [plugin] table with name and version"
+            )
+        table = f"[{field}]" if field and "[" not in field else field or "the top level"
+        return ManifestError(file, _join(field, key), f"is required; add {key} to {table}")
     value = _value_at(raw, path)
     expected = msg
     typed = re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`", msg)
     if typed:
-        expected = f"expected {typed.group('want')}, got {typed.group('got')}"
+        want, got = typed.group("want"), typed.group("got")
+        expected = f"expected {_type_name(want)}, got {_type_name(got)}"
+        if want.startswith("str") and got in ("int", "float", "bool"):
+            expected += "; put the value in quotes"
     elif msg.startswith("Invalid enum value"):
-        expected = "is not one of the allowed values" + _allowed_literals(path)
-    return ManifestError(file, path, f"{_show(value)}: {expected}", value)
+        expected = "expected one of " + _allowed_literals(field)
+    return ManifestError(file, field, f"{_show(value)}: {expected}", value)
+
+
+def _join(path: str, key: str) -> str:
+    if not path:
+        return key
+    return f"{path}{key}" if key.startswith("[") or not key else f"{path}.{key}"
 
 
 def _allowed_literals(path: str) -> str:
@@ -299,17 +379,14 @@ def _allowed_literals(path: str) -> str:
         "plugin.isolation": "none, process",
         "schema": "1",
     }
-    return f" ({choices[path]})" if path in choices else ""
+    return choices.get(path, "the values the schema allows")
 
 
-def _value_at(raw: object, path: str) -> object:
+def _value_at(raw: object, path: str) -> Any:
     node = raw
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
         try:
-            if part.startswith("["):
-                node = node[int(part[1:-1])]  # type: ignore[index]
-            else:
-                node = node[part]  # type: ignore[index]
+            node = node[int(part[1:-1])] if part.startswith("[") else node[part]  # type: ignore[index]
         except (KeyError, IndexError, TypeError):
             return None
     return node
@@ -320,8 +397,27 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _kind(value: object) -> str:
-    return type(value).__name__
+def _kind(value: object, *, article: bool = False) -> str:
+    names = {dict: "table", list: "list", str: "string", int: "integer", float: "float"}
+    name = names.get(type(value), type(value).__name__)
+    if not article:
+        return name
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+# msgspec names JSON types; a manifest's author thinks in TOML and YAML terms.
+_TYPE_NAMES = {
+    "object": "table",
+    "array": "list",
+    "str": "string",
+    "int": "integer",
+    "bool": "boolean",
+    "null": "nothing",
+}
+
+
+def _type_name(msgspec_type: str) -> str:
+    return " or ".join(_TYPE_NAMES.get(t, t) for t in msgspec_type.split(" | "))
 
 
 def _check_semantics(m: Manifest, file: str) -> None:
@@ -350,7 +446,12 @@ def _check_semantics(m: Manifest, file: str) -> None:
                 file, f"dependencies.{dep}", f"{dep!r} is not a plugin id (namespace.name)", dep
             )
         if dep == m.id:
-            raise ManifestError(file, f"dependencies.{dep}", "a plugin cannot depend on itself", dep)
+            raise ManifestError(
+                file,
+                f"dependencies.{dep}",
+                "a plugin cannot depend on itself; remove it from [dependencies]",
+                dep,
+            )
         _check_version(file, f"dependencies.{dep}", rng, "range")
     if p.runtime == "python":
         if p.entry is not None and not _PY_ENTRY.match(p.entry):
@@ -386,7 +487,13 @@ def _check_semantics(m: Manifest, file: str) -> None:
 def _check_contributions(m: Manifest, file: str) -> None:
     for kind, entries in m.contributes.items():
         if not _CONTRIB_NAME.match(kind):
-            raise ManifestError(file, f"contributes.{kind}", f"{kind!r} is not a valid kind", kind)
+            raise ManifestError(
+                file,
+                f"contributes.{kind}",
+                f"{kind!r} is not a valid kind; use letters, digits, _, - and . "
+                "starting with a letter",
+                kind,
+            )
         seen: set[str] = set()
         for i, c in enumerate(entries):
             where = f"contributes.{kind}[{i}]"
@@ -414,19 +521,28 @@ def _check_contributions(m: Manifest, file: str) -> None:
                     f"{c.entry!r} is not a Python entry; expected module:attribute",
                     c.entry,
                 )
-            if c.help is not None and (c.help.startswith("/") or ".." in Path(c.help).parts):
+            if c.help is not None and _leaves_folder(c.help):
                 raise ManifestError(
                     file,
                     f"{where}.help",
-                    f"{c.help!r} must be a relative path inside the plugin folder",
+                    f"{c.help!r} must be a relative path inside the plugin folder, "
+                    'e.g. "help/my_module.md"',
                     c.help,
                 )
             for j, other in enumerate((*c.before, *c.after)):
                 if not _PLUGIN_ID.match(other):
                     raise ManifestError(
-                        file, f"{where}.{'before' if j < len(c.before) else 'after'}",
-                        f"{other!r} is not a plugin id", other,
+                        file,
+                        f"{where}.{'before' if j < len(c.before) else 'after'}",
+                        f"{other!r} is not a plugin id (namespace.name)",
+                        other,
                     )
+
+
+def _leaves_folder(path: str) -> bool:
+    # Windows rules read both separators and drives, so "..\\x" and "C:/x" are caught too.
+    pure = PureWindowsPath(path)
+    return bool(pure.anchor) or ".." in pure.parts
 
 
 def _check_version(file: str, field: str, text: str, what: Literal["version", "range"]) -> None:

@@ -17,6 +17,7 @@ from .errors import VersionError
 
 __all__ = ["Range", "Version", "parse_range", "parse_version"]
 
+
 @total_ordering
 class Version:
     """A parsed SemVer 2.0 version; ordered by semver.org precedence (build ignored)."""

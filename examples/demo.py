@@ -76,9 +76,7 @@ def main() -> None:
             """
         )
         print(textwrap.indent(code, "    "))
-        subprocess.run(
-            [sys.executable, "-c", code.replace("HOME", repr(str(home)))], check=True
-        )
+        subprocess.run([sys.executable, "-c", code.replace("HOME", repr(str(home)))], check=True)
 
         step("Doctor: problems that would stop a plugin from loading")
         run("doctor", home=home)

@@ -73,7 +73,9 @@ class Proc:
     stderr: bytes
 
 
-def spawn(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> Proc:
+def spawn(
+    cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Proc:
     """Run ``cmd`` to completion; output goes to temporary files (no pipe back-pressure)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
@@ -165,7 +167,9 @@ def measure_host(layout: Layout, n: int, quick: bool) -> dict[str, Any]:
         flags = ["--cold"] if mode == "cold" else []
         # In one process: repeated runs, each in a fresh Host (the spec'd measurement).
         # A warm run finds the cache the preceding cold measurement left.
-        data, _ = worker("host", home, empty, "--runs", str(runs(f"inproc_{mode}_{size}", quick)), *flags)
+        data, _ = worker(
+            "host", home, empty, "--runs", str(runs(f"inproc_{mode}_{size}", quick)), *flags
+        )
         check_shape(data, n, mode)
         out[f"{mode}_inproc"] = {
             **summary(data["times_ms"]),
@@ -238,7 +242,10 @@ def interleave(
 
 
 def proc_summary(procs: list[Proc]) -> dict[str, Any]:
-    return {**summary([p.wall_ms for p in procs]), "maxrss_kb": statistics.median(p.maxrss_kb for p in procs)}
+    return {
+        **summary([p.wall_ms for p in procs]),
+        "maxrss_kb": statistics.median(p.maxrss_kb for p in procs),
+    }
 
 
 def cli_available() -> str | None:
@@ -280,7 +287,15 @@ def measure_cli(layout: Layout, quick: bool) -> dict[str, Any]:
         out["plugbay_list_json"] = {"unavailable": missing}
     else:
         out["plugbay_list_json"]["command"] = " ".join(
-            [".venv/bin/plugbay", "--app", "benchapp", "--home", f"<home with {SMALL} plugins>", "list", "--json"]
+            [
+                ".venv/bin/plugbay",
+                "--app",
+                "benchapp",
+                "--home",
+                f"<home with {SMALL} plugins>",
+                "list",
+                "--json",
+            ]
         )
         out["plugbay_list_json"].update(listed)
     return out
@@ -348,7 +363,10 @@ def measure_tools(layout: Layout, quick: bool) -> dict[str, Any]:
         "stevedore_total": {**summary(total), "maxrss_kb": statistics.median(sv_rss)},
         "stevedore_process": proc_summary(whole["stevedore"]),
         "plugbay_entry_points_cold_fresh": summary(pb_cold),
-        "plugbay_entry_points_warm_fresh": {**summary(pb_warm), "maxrss_kb": statistics.median(pb_rss)},
+        "plugbay_entry_points_warm_fresh": {
+            **summary(pb_warm),
+            "maxrss_kb": statistics.median(pb_rss),
+        },
     }
 
 
@@ -365,10 +383,16 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     rev = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=False
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     import plugbay
 
@@ -385,7 +409,7 @@ def machine() -> dict[str, Any]:
 
 
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
-    small, large = r["host"][str(SMALL)], r["host"][str(LARGE)]
+    small = r["host"][str(SMALL)]
     warm = small["warm_inproc"]["median"]
     ep = r["tools"]["entry_points_call"]["median"]
     cli = r["cli"]["plugbay_list_json"]
@@ -393,19 +417,21 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     out = [
         {
             "target": f"warm discover + plan of {SMALL:,} plugins ≤ 10 ms",
-            "measured": f"{warm:.1f} ms (first run in a fresh process: {small['warm_fresh']['median']:.1f} ms)",
+            "measured": f"{warm:.1f} ms (first run in a fresh process: "
+            f"{small['warm_fresh']['median']:.1f} ms)",
             "met": warm <= 10,
         },
         {
-            "target": f"… and ≥ 4× faster than entry_points() over {SMALL:,} distributions",
-            "measured": f"{ep / warm:.2f}× ({ep:.1f} ms vs {warm:.1f} ms)",
+            "target": f"… and ≥ 4x faster than entry_points() over {SMALL:,} distributions",
+            "measured": f"{ep / warm:.2f}x ({ep:.1f} ms vs {warm:.1f} ms)",
             "met": ep / warm >= 4,
         },
     ]
     if "median" in cli:
         out.append(
             {
-                "target": f"`plugbay list --json` with {SMALL:,} plugins ≤ 150 ms (median, whole process)",
+                "target": f"`plugbay list --json` with {SMALL:,} plugins ≤ 150 ms "
+                "(median, whole process)",
                 "measured": f"{cli['median']:.1f} ms",
                 "met": cli["median"] <= 150,
             }
@@ -422,7 +448,7 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(
         {
             "target": f"linear growth {SMALL:,} → {LARGE:,} (time ratio ≤ 12, i.e. ~10)",
-            "measured": f"cold {growth['cold_inproc']:.1f}×, warm {growth['warm_inproc']:.1f}×",
+            "measured": f"cold {growth['cold_inproc']:.1f}x, warm {growth['warm_inproc']:.1f}x",
             "met": worst <= 12,
         }
     )
@@ -430,7 +456,8 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(
         {
             "target": f"host overhead with {SMALL:,} discovered plugins < 30 MB",
-            "measured": f"{overhead:.1f} MB (cold start: {r['overhead']['overhead_cold_mb']:.1f} MB)",
+            "measured": f"{overhead:.1f} MB "
+            f"(cold start: {r['overhead']['overhead_cold_mb']:.1f} MB)",
             "met": overhead < 30,
         }
     )
@@ -438,14 +465,16 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    """(measurement, median ms, min–max ms, peak RSS MB, runs) for the table."""
+    """(measurement, median ms, min-max ms, peak RSS MB, runs) for the table."""
 
-    def row(name: str, s: dict[str, Any], rss: float | None = None) -> tuple[str, str, str, str, str]:
+    def row(
+        name: str, s: dict[str, Any], rss: float | None = None
+    ) -> tuple[str, str, str, str, str]:
         kb = rss if rss is not None else s.get("maxrss_kb")
         return (
             name,
             f"{s['median']:.1f}",
-            f"{s['min']:.1f}–{s['max']:.1f}",
+            f"{s['min']:.1f}-{s['max']:.1f}",
             f"{mb(kb):.1f}" if kb else "",
             str(s["runs"]),
         )
@@ -456,22 +485,37 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         for mode in ("cold", "warm"):
             inproc, fresh = h[f"{mode}_inproc"], h[f"{mode}_fresh"]
             out.append(row(f"plugbay {mode} discover+plan, {n:,} plugins (in-process)", inproc))
-            out.append(row(f"plugbay {mode} discover+plan, {n:,} plugins (first in fresh process)", fresh))
+            out.append(
+                row(f"plugbay {mode} discover+plan, {n:,} plugins (first in fresh process)", fresh)
+            )
     cli = r["cli"]
     if "median" in cli["plugbay_list_json"]:
-        out.append(row(f"`plugbay list --json`, {SMALL:,} plugins (whole process)", cli["plugbay_list_json"]))
+        out.append(
+            row(
+                f"`plugbay list --json`, {SMALL:,} plugins (whole process)",
+                cli["plugbay_list_json"],
+            )
+        )
     out.append(row("`python -c pass` (whole process)", cli["python_pass"]))
     out.append(row('`python -c "import plugbay"` (whole process)', cli["import_plugbay"]))
     t = r["tools"]
     out += [
         row(f"entry_points(group=…), {SMALL:,} dists (call only)", t["entry_points_call"]),
         row(f"entry_points(group=…), {SMALL:,} dists (whole process)", t["entry_points_process"]),
-        row(f"stevedore discovery, {SMALL:,} dists (warm stevedore cache)", t["stevedore_discovery"]),
+        row(
+            f"stevedore discovery, {SMALL:,} dists (warm stevedore cache)", t["stevedore_discovery"]
+        ),
         row(f"stevedore load (imports {SMALL:,} modules)", t["stevedore_load"]),
         row("stevedore ExtensionManager total (discovery + load)", t["stevedore_total"]),
         row("stevedore ExtensionManager (whole process)", t["stevedore_process"]),
-        row(f"plugbay cold discover+plan, {SMALL:,} entry-point plugins (fresh process)", t["plugbay_entry_points_cold_fresh"]),
-        row(f"plugbay warm discover+plan, {SMALL:,} entry-point plugins (fresh process)", t["plugbay_entry_points_warm_fresh"]),
+        row(
+            f"plugbay cold discover+plan, {SMALL:,} entry-point plugins (fresh process)",
+            t["plugbay_entry_points_cold_fresh"],
+        ),
+        row(
+            f"plugbay warm discover+plan, {SMALL:,} entry-point plugins (fresh process)",
+            t["plugbay_entry_points_warm_fresh"],
+        ),
     ]
     return out
 
@@ -479,11 +523,11 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
 def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
-        f"Measured {m['date']} on {m['nproc']} × {m['cpu']}, {m['os']}, "
+        f"Measured {m['date']} on {m['nproc']} x {m['cpu']}, {m['os']}, "
         f"{m['implementation']} {m['python']}, plugbay {m['plugbay']} at {m['git']}; "
         f"full run took {r['seconds']:.0f} s.",
         "",
-        "| measurement | median ms | min–max ms | peak RSS MB | runs |",
+        "| measurement | median ms | min-max ms | peak RSS MB | runs |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows(r)]
@@ -493,32 +537,38 @@ def markdown(r: dict[str, Any]) -> str:
         f"- Cost per plugin ({SMALL:,} → {LARGE:,}): cold {g['cold_per_plugin_us'][0]:.0f} → "
         f"{g['cold_per_plugin_us'][1]:.0f} µs, warm {g['warm_per_plugin_us'][0]:.1f} → "
         f"{g['warm_per_plugin_us'][1]:.1f} µs (in-process medians).",
-        f"- Growth {LARGE:,}/{SMALL:,}: cold {g['cold_inproc']:.1f}×, warm {g['warm_inproc']:.1f}× "
-        f"(first in fresh process: cold {g['cold_fresh']:.1f}×, warm {g['warm_fresh']:.1f}×).",
-        f"- plugbay warm vs entry_points(): {ratios['warm_vs_entry_points']:.2f}× faster "
-        f"(fresh process: {ratios['warm_fresh_vs_entry_points']:.2f}×); vs stevedore discovery: "
-        f"{ratios['warm_vs_stevedore_discovery']:.2f}×; vs stevedore total: "
-        f"{ratios['warm_vs_stevedore_total']:.2f}× (a ratio below 1 means plugbay is slower).",
+        f"- Growth {LARGE:,}/{SMALL:,}: cold {g['cold_inproc']:.1f}x, "
+        f"warm {g['warm_inproc']:.1f}x "
+        f"(first in fresh process: cold {g['cold_fresh']:.1f}x, warm {g['warm_fresh']:.1f}x).",
+        f"- plugbay warm vs entry_points(): {ratios['warm_vs_entry_points']:.2f}x faster "
+        f"(fresh process: {ratios['warm_fresh_vs_entry_points']:.2f}x); vs stevedore discovery: "
+        f"{ratios['warm_vs_stevedore_discovery']:.2f}x; vs stevedore total: "
+        f"{ratios['warm_vs_stevedore_total']:.2f}x (a ratio below 1 means plugbay is slower).",
         f"- Host overhead: {mb(o['host_warm_rss_kb']):.1f} MB peak RSS (import plugbay + warm "
-        f"discover+plan of {SMALL:,}) − {mb(o['bare_rss_kb']):.1f} MB (bare worker) = "
+        f"discover+plan of {SMALL:,}) - {mb(o['bare_rss_kb']):.1f} MB (bare worker) = "
         f"{o['overhead_warm_mb']:.1f} MB; after a cold discover: {o['overhead_cold_mb']:.1f} MB.",
         "",
         "| target | measured | met |",
         "| --- | --- | --- |",
     ]
-    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |" for t in r["targets"]]
+    lines += [
+        f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |"
+        for t in r["targets"]
+    ]
     return "\n".join(lines)
 
 
 def table(r: dict[str, Any]) -> str:
-    header = ("measurement", "median ms", "min–max ms", "RSS MB", "runs")
+    header = ("measurement", "median ms", "min-max ms", "RSS MB", "runs")
     body = rows(r)
     widths = [max(len(str(c[i])) for c in [header, *body]) for i in range(5)]
     fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*cells) for cells in body]
     out.append("")
-    out += [f"{'MET ' if t['met'] else 'MISS'}  {t['target']}: {t['measured']}" for t in r["targets"]]
+    out += [
+        f"{'MET ' if t['met'] else 'MISS'}  {t['target']}: {t['measured']}" for t in r["targets"]
+    ]
     return "\n".join(out)
 
 
@@ -542,7 +592,12 @@ def run(quick: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     log("generating inputs in", WORK)
     layout, generated = prepare(quick)
-    results: dict[str, Any] = {"machine": machine(), "quick": quick, "generated": generated, "host": {}}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "quick": quick,
+        "generated": generated,
+        "host": {},
+    }
     for n in (SMALL, LARGE):
         log(f"plugbay discover + plan, {n:,} plugins")
         results["host"][str(n)] = measure_host(layout, n, quick)
@@ -583,7 +638,19 @@ def profile(top: int) -> None:
     empty.mkdir(parents=True, exist_ok=True)
     out = WORK / f"profile-warm-{SMALL}.pstats"
     proc = spawn(
-        [PYTHON, str(WORKER), "profile", str(home), str(empty), "--runs", "20", "--top", str(top), "--out", str(out)],
+        [
+            PYTHON,
+            str(WORKER),
+            "profile",
+            str(home),
+            str(empty),
+            "--runs",
+            "20",
+            "--top",
+            str(top),
+            "--out",
+            str(out),
+        ],
         env=child_env(),
     )
     sys.stdout.write(proc.stderr.decode())
@@ -596,7 +663,9 @@ def log(*parts: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="plugbay discovery benchmark")
-    parser.add_argument("--quick", action="store_true", help="fewer runs; numbers not for publishing")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer runs; numbers not for publishing"
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not refresh docs/benchmarks.md")
     parser.add_argument("--profile", action="store_true", help="only profile warm discover+plan")
     parser.add_argument("--top", type=int, default=30, help="rows of the profile")

@@ -119,16 +119,28 @@ def _translate(exc: msgspec.ValidationError, raw: Mapping[str, Any], source: str
         hint = f'; did you mean "{close[0]}"?' if close else ""
         where = f"{field}.{key}" if field else key
         return ConfigError(
-            source, where, f"unknown key {key!r}{hint} (allowed: {', '.join(known)})"
+            source,
+            where,
+            f"unknown key {key!r}{hint} (allowed: {', '.join(known)})",
+            _value_at(raw, where),
         )
-    value: Any = raw
-    for part in field.split(".") if field else ():
-        value = value.get(part) if isinstance(value, Mapping) else None
+    value = _value_at(raw, field)
     typed = re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`", problem)
     if typed:
         problem = f"{value!r}: expected {_TYPE_NAMES.get(typed['want'], typed['want'])}, "
         problem += f"got {_TYPE_NAMES.get(typed['got'], typed['got'])}"
     return ConfigError(source, field, problem, value)
+
+
+def _value_at(raw: Mapping[str, Any], field: str) -> Any:
+    node: Any = raw
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", field):
+        if part.startswith("[") and isinstance(node, list | tuple):
+            index = int(part[1:-1])
+            node = node[index] if index < len(node) else None
+        else:
+            node = node.get(part) if isinstance(node, Mapping) else None
+    return node
 
 
 # msgspec names JSON types; config.toml is TOML.

@@ -516,12 +516,15 @@ def _entry_points(
             key.append((entry, os.stat(entry).st_mtime_ns))
         except OSError:
             key.append((entry, -1))
-    cached = cache.entry_points.get(group)
+    # One entry per group and path list: a console script and `python -c` see different
+    # sys.path lists, and each keeps its own entry instead of evicting the other's.
+    slot = "\0".join([group, *path_entries])
+    cached = cache.entry_points.get(slot)
     if cached is not None and cached.key == tuple(key):
         return cached.records, cached.problems
     records, problems = _scan_entry_points(group, path_entries)
     if all(now_ns - m >= _RACY_NS for _, m in key):
-        cache.entry_points[group] = _EntryPoints(tuple(key), tuple(records), tuple(problems))
+        cache.entry_points[slot] = _EntryPoints(tuple(key), tuple(records), tuple(problems))
         cache.dirty = True
     return tuple(records), tuple(problems)
 

@@ -13,8 +13,8 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import write_plugin
 
+from conftest import write_plugin
 from plugbay.cli import command_group, main, mount
 
 
@@ -58,7 +58,9 @@ def installed(home: Path) -> Path:
         "acme.hello",
         "0.1.0",
         entry="acme_hello:Plugin",
-        contributes={"module": [{"name": "hello_world", "summary": "Greets", "entry": "acme_hello:Hello"}]},
+        contributes={
+            "module": [{"name": "hello_world", "summary": "Greets", "entry": "acme_hello:Hello"}]
+        },
         code={
             "acme_hello/__init__.py": "class Plugin: pass\nclass Hello: pass\n",
             "help/hello_world.md": "# hello_world\n\nGreets **anyone**.\n",
@@ -87,7 +89,8 @@ def test_global_options_before_or_after_the_command(installed: Path) -> None:
 def test_list_text_and_requires_note(installed: Path) -> None:
     result = invoke(installed, "list")
     assert result.exit_code == 0
-    assert "acme.hello" in result.stdout and "0.1.0" in result.stdout
+    assert "acme.hello" in result.stdout
+    assert "0.1.0" in result.stdout
     assert "not checked" in result.stdout
     checked = invoke(installed, "list", "--api-version", "1.0.0")
     assert "not checked" not in checked.stdout
@@ -107,8 +110,15 @@ def test_api_version_disables_incompatible_plugins(home: Path) -> None:
 def test_read_only_commands_import_no_plugin_code(installed: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     env = {"PLUGBAY_TEST_MARKER": str(marker)}
-    for args in (["list"], ["list", "--kind", "module"], ["info", "acme.marked"],
-                 ["help", "marked_mod"], ["help", "acme.marked"], ["doctor"], ["list", "--json"]):
+    for args in (
+        ["list"],
+        ["list", "--kind", "module"],
+        ["info", "acme.marked"],
+        ["help", "marked_mod"],
+        ["help", "acme.marked"],
+        ["doctor"],
+        ["list", "--json"],
+    ):
         result = plugbay(installed, *args, **env)
         assert result.returncode == 0, (args, result.stderr)
         assert not marker.exists(), f"plugbay {' '.join(args)} imported plugin code"
@@ -132,7 +142,9 @@ PROBE = textwrap.dedent(
 
 
 @pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--json"]])
-def test_fast_paths_do_not_import_heavy_modules(installed: Path, tmp_path: Path, args: list[str]) -> None:
+def test_fast_paths_do_not_import_heavy_modules(
+    installed: Path, tmp_path: Path, args: list[str]
+) -> None:
     out = tmp_path / "modules.json"
     result = subprocess.run(
         [sys.executable, "-c", PROBE, "--app", "testapp", "--home", str(installed), *args],
@@ -146,13 +158,15 @@ def test_fast_paths_do_not_import_heavy_modules(installed: Path, tmp_path: Path,
     for heavy in ("rich", "resolvelib", "yaml", "asyncio", "jsonschema", "marked"):
         assert not any(m == heavy or m.startswith(heavy + ".") for m in modules), heavy
     if args == ["--help"]:
-        assert "plugbay.host" not in modules and "msgspec" not in modules
+        assert "plugbay.host" not in modules
+        assert "msgspec" not in modules
 
 
 def test_help_renders_markdown_and_json(installed: Path) -> None:
     text = invoke(installed, "help", "hello_world")
     assert text.exit_code == 0
-    assert "Greets anyone." in text.stdout and "**" not in text.stdout
+    assert "Greets anyone." in text.stdout
+    assert "**" not in text.stdout
     doc = json.loads(invoke(installed, "help", "hello_world", "--json").stdout)
     assert doc == {
         "kind": "module",
@@ -162,7 +176,8 @@ def test_help_renders_markdown_and_json(installed: Path) -> None:
         "markdown": "# hello_world\n\nGreets **anyone**.\n",
     }
     plugin = json.loads(invoke(installed, "help", "acme.marked", "--json").stdout)
-    assert plugin["kind"] == "plugin" and "marked_mod" in plugin["markdown"]
+    assert plugin["kind"] == "plugin"
+    assert "marked_mod" in plugin["markdown"]
 
 
 def test_errors_are_one_line_with_exit_1(installed: Path) -> None:
@@ -194,7 +209,8 @@ def test_doctor_reports_and_exits_1_on_errors(home: Path) -> None:
     write_plugin(plugins, "acme.needy", dependencies={"acme.absent": ">=1.0.0"})
     result = invoke(home, "doctor")
     assert result.exit_code == 1
-    assert "plugin.version" in result.stdout and "'1.0' is not a valid version" in result.stdout
+    assert "plugin.version" in result.stdout
+    assert "'1.0' is not a valid version" in result.stdout
     assert "needs acme.absent >=1.0.0, but acme.absent is not installed" in result.stdout
     doc = json.loads(invoke(home, "doctor", "--json").stdout)
     assert doc["ok"] is False
@@ -206,9 +222,13 @@ def test_doctor_reports_and_exits_1_on_errors(home: Path) -> None:
 def test_doctor_reports_contribution_conflicts_without_loading(home: Path, tmp_path: Path) -> None:
     plugins = home / "plugins"
     for pid in ("acme.one", "acme.two"):
-        write_plugin(plugins, pid, entry="marked:Plugin",
-                     contributes={"module": [{"name": "same", "entry": "marked:Mod"}]},
-                     code=MARKER_CODE)
+        write_plugin(
+            plugins,
+            pid,
+            entry="marked:Plugin",
+            contributes={"module": [{"name": "same", "entry": "marked:Mod"}]},
+            code=MARKER_CODE,
+        )
     marker = tmp_path / "marker"
     result = plugbay(home, "doctor", PLUGBAY_TEST_MARKER=str(marker))
     assert result.returncode == 0
@@ -218,20 +238,30 @@ def test_doctor_reports_contribution_conflicts_without_loading(home: Path, tmp_p
 
 def test_load_and_status_report_failures(home: Path) -> None:
     plugins = home / "plugins"
-    write_plugin(plugins, "acme.ok", entry="okmod:Plugin", code={"okmod.py": "class Plugin:\n    pass\n"})
+    write_plugin(
+        plugins, "acme.ok", entry="okmod:Plugin", code={"okmod.py": "class Plugin:\n    pass\n"}
+    )
     write_plugin(
         plugins,
         "acme.boom",
         entry="boom:Plugin",
-        code={"boom.py": "class Plugin:\n    def init(self, ctx):\n        raise RuntimeError('no database')\n"},
+        code={
+            "boom.py": """
+                class Plugin:
+                    def init(self, ctx):
+                        raise RuntimeError("no database")
+                """
+        },
     )
     ok = invoke(home, "load", "acme.ok")
-    assert ok.exit_code == 0 and "started" in ok.stdout
+    assert ok.exit_code == 0
+    assert "started" in ok.stdout
     boom = invoke(home, "load", "acme.boom")
     assert boom.exit_code == 1
     assert "init failed: RuntimeError: no database" in boom.stdout
     detailed = invoke(home, "load", "acme.boom", "-v")
-    assert "Traceback" in detailed.stdout and "boom.py" in detailed.stdout
+    assert "Traceback" in detailed.stdout
+    assert "boom.py" in detailed.stdout
     status = json.loads(invoke(home, "status", "--json").stdout)
     states = {p["id"]: p["state"] for p in status["plugins"]}
     assert states == {"acme.boom": "failed", "acme.ok": "started"}
@@ -243,12 +273,29 @@ def test_list_all_shows_shadowed_copies(home: Path, tmp_path: Path) -> None:
     project = tmp_path / "proj"
     write_plugin(project / ".testapp" / "plugins", "acme.dup", "2.0.0")
     result = subprocess.run(
-        [sys.executable, "-m", "plugbay", "--app", "testapp", "--home", str(home), "list", "--all", "--json"],
-        capture_output=True, text=True, cwd=project, check=False,
+        [
+            sys.executable,
+            "-m",
+            "plugbay",
+            "--app",
+            "testapp",
+            "--home",
+            str(home),
+            "list",
+            "--all",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=False,
     )
     doc = json.loads(result.stdout)["plugins"][0]
-    assert doc["version"] == "2.0.0" and doc["origin"] == "project"
-    assert doc["shadowed"] == [{"version": "1.0.0", "origin": "user", "path": str(home / "plugins" / "acme.dup")}]
+    assert doc["version"] == "2.0.0"
+    assert doc["origin"] == "project"
+    assert doc["shadowed"] == [
+        {"version": "1.0.0", "origin": "user", "path": str(home / "plugins" / "acme.dup")}
+    ]
 
 
 def test_mounted_in_a_host_cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,7 +308,9 @@ def test_mounted_in_a_host_cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
     mount(opsrun, "opsrun", name="module", api_version="1.0.0")
     runner = CliRunner()
-    result = runner.invoke(opsrun, ["module", "list", "--kind", "module", "--json"], catch_exceptions=False)
+    result = runner.invoke(
+        opsrun, ["module", "list", "--kind", "module", "--json"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["contributions"][0]["name"] == "hello_world"
     helped = runner.invoke(opsrun, ["module", "--help"])

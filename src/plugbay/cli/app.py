@@ -88,23 +88,59 @@ def _setter(field: str) -> Callable[[click.Context, click.Parameter, Any], None]
 def _global_options(mounted: bool) -> Callable[[F], F]:
     def decorate(f: F) -> F:
         opts = [
-            click.option("--json", "json_", is_flag=True, expose_value=False, callback=_setter("json"),
-                         help="Print one JSON document on stdout and nothing else."),
-            click.option("-v", "--verbose", count=True, expose_value=False, callback=_setter("verbose"),
-                         help="More detail: -v reasons, -vv debug logs, -vvv tracebacks."),
-            click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_setter("quiet"),
-                         help="Only errors."),
-            click.option("--offline", is_flag=True, expose_value=False, callback=_setter("offline"),
-                         help="Never open a network connection."),
-            click.option("--home", type=click.Path(file_okay=False), expose_value=False,
-                         callback=_setter("home"), help="The host home (default $<APP>_HOME or ~/.<app>)."),
+            click.option(
+                "--json",
+                "json_",
+                is_flag=True,
+                expose_value=False,
+                callback=_setter("json"),
+                help="Print one JSON document on stdout and nothing else.",
+            ),
+            click.option(
+                "-v",
+                "--verbose",
+                count=True,
+                expose_value=False,
+                callback=_setter("verbose"),
+                help="More detail: -v reasons, -vv debug logs, -vvv tracebacks.",
+            ),
+            click.option(
+                "-q",
+                "--quiet",
+                is_flag=True,
+                expose_value=False,
+                callback=_setter("quiet"),
+                help="Only errors.",
+            ),
+            click.option(
+                "--offline",
+                is_flag=True,
+                expose_value=False,
+                callback=_setter("offline"),
+                help="Never open a network connection.",
+            ),
+            click.option(
+                "--home",
+                type=click.Path(file_okay=False),
+                expose_value=False,
+                callback=_setter("home"),
+                help="The host home (default $<APP>_HOME or ~/.<app>).",
+            ),
         ]
         if not mounted:
             opts += [
-                click.option("--app", expose_value=False, callback=_setter("app"),
-                             help="The application whose plugins to manage (default plugbay)."),
-                click.option("--api-version", expose_value=False, callback=_setter("api_version"),
-                             help="Check plugins' `requires` against this host API version."),
+                click.option(
+                    "--app",
+                    expose_value=False,
+                    callback=_setter("app"),
+                    help="The application whose plugins to manage (default plugbay).",
+                ),
+                click.option(
+                    "--api-version",
+                    expose_value=False,
+                    callback=_setter("api_version"),
+                    help="Check plugins' `requires` against this host API version.",
+                ),
             ]
         for opt in reversed(opts):
             f = opt(f)
@@ -142,8 +178,10 @@ def _configure_logging(settings: Settings) -> None:
             where = f"[{plugin}]" if plugin else record.name
             return f"{record.levelname.lower()} {where}: {super().format(record)}"
 
-    level = logging.ERROR if settings.quiet else {0: logging.WARNING, 1: logging.INFO}.get(
-        settings.verbose, logging.DEBUG
+    level = (
+        logging.ERROR
+        if settings.quiet
+        else {0: logging.WARNING, 1: logging.INFO}.get(settings.verbose, logging.DEBUG)
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
@@ -176,14 +214,20 @@ def command_group(
     )
     options = _global_options(mounted)
 
-    @click.group(name=name, cls=_Group, defaults=defaults,
-                 context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(
+        name=name,
+        cls=_Group,
+        defaults=defaults,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
     @options
     def group() -> None:
         """Find, inspect and load plugins."""
 
     @group.command("list")
-    @click.option("--all", "show_all", is_flag=True, help="Include shadowed copies and every version.")
+    @click.option(
+        "--all", "show_all", is_flag=True, help="Include shadowed copies and every version."
+    )
     @click.option("--kind", help="List contributions of this kind instead of plugins.")
     @options
     @click.pass_context

@@ -7,6 +7,7 @@ manifests only.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,8 +97,10 @@ def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int
     for p in plugins:
         if p["reason"] and (settings.verbose or p["state"] != "enabled"):
             render.line(f"  {p['id']}: {p['reason']}")
-        for s in p["shadowed"]:
-            render.line(f"  {p['id']} {s['version']} ({s['origin']}, {s['path']}) is shadowed")
+        for copy in p["shadowed"]:
+            render.line(
+                f"  {p['id']} {copy['version']} ({copy['origin']}, {copy['path']}) is shadowed"
+            )
     note = _requires_note(settings)
     if note and not settings.quiet:
         render.line(f"note: {note}")
@@ -204,7 +207,8 @@ def info(settings: Settings, plugin_id: str) -> int:
         out(f"  license:      {p.license}")
     if len(versions) > 1:
         listed = ", ".join(
-            r.version + (" (active)" if r.active and not r.shadowed else "")
+            r.version
+            + (" (active)" if r.active and not r.shadowed else "")
             + (" (shadowed)" if r.shadowed else "")
             for r in versions
         )
@@ -238,7 +242,7 @@ def show_help(settings: Settings, name: str, kind: str | None) -> int:
             if kind is not None and k != kind:
                 continue
             for c in entries:
-                if c.name == name or f"{planned.id}:{c.name}" == name:
+                if name in (c.name, f"{planned.id}:{c.name}"):
                     matches.append((k, c, planned.record))
     if len({k for k, _, _ in matches}) > 1:
         kinds = ", ".join(sorted({k for k, _, _ in matches}))
@@ -255,7 +259,12 @@ def show_help(settings: Settings, name: str, kind: str | None) -> int:
         text = _read_help(record, "help/index.md") or _read_help(record, "README.md")
         if text is None:
             text = _plugin_overview(record)
-        title = {"kind": "plugin", "name": record.id, "plugin": record.id, "version": record.version}
+        title = {
+            "kind": "plugin",
+            "name": record.id,
+            "plugin": record.id,
+            "version": record.version,
+        }
     if settings.json:
         render.emit_json({**title, "markdown": text})
         return 0
@@ -327,10 +336,8 @@ def load(settings: Settings, plugin_id: str) -> int:
     from ..errors import LoadError
 
     host = settings.make_host()
-    try:
+    with contextlib.suppress(LoadError):  # its state and reason are shown below
         host.load(plugin_id)
-    except LoadError:
-        pass  # its state and reason are shown below
     return _report(settings, host, [plugin_id])
 
 

@@ -1,11 +1,15 @@
 """In-process Python plugins, each imported under a namespace of its own.
 
 A plugin's folder is mounted as the package ``_plugbay_<runtime>.<key>`` (``key`` made from
-its id and version), so two plugins — or two versions of one — that ship the same
-top-level package names never collide, and ``sys.path`` is never touched. Inside the
-plugin, absolute imports of its own top-level modules (``import acme_tool.util``) are
-redirected to its namespace by a per-plugin ``__import__``; relative imports work as
-usual. Unloading removes every module under the plugin's namespace from ``sys.modules``.
+its id and version, unique within the runtime), so two plugins — or two versions of one —
+that ship the same top-level package names never collide, and ``sys.path`` is never
+touched. Inside the plugin, absolute imports of its own top-level modules and packages
+(``import acme_tool.util``) are redirected to its namespace by a per-plugin
+``__import__``; relative imports work as usual. A folder counts as a package only if it
+holds Python files, so a data folder named like a stdlib module (``email/``) does not
+hide that module. ``importlib.import_module`` is not redirected: plugins should use
+``import`` statements or relative names. Unloading removes every module under the
+plugin's namespace from ``sys.modules``.
 
 Built-in plugins (entry points, or registered in code) are ordinary installed packages
 and are imported normally.
@@ -18,6 +22,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import itertools
 import os
 import re
 import sys
@@ -31,6 +36,9 @@ from ..discovery import PluginRecord
 __all__ = ["PythonRuntime"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+# Process-wide on purpose: a runtime's namespace must never be reused, even by a runtime
+# created after an earlier one was dropped without close() (id() values are recycled).
+_RUNTIME_NUMBERS = itertools.count(1)
 
 
 class _Mount:
@@ -94,7 +102,7 @@ class PythonRuntime:
     """Imports and unloads in-process Python plugins; one per Host."""
 
     def __init__(self) -> None:
-        self._root = f"_plugbay_{id(self):x}"
+        self._root = f"_plugbay_{next(_RUNTIME_NUMBERS)}"
         self._finder = _Finder(self._root)
         self._keys: dict[str, str] = {}
         root = types.ModuleType(self._root)
@@ -111,21 +119,41 @@ class PythonRuntime:
             sys.meta_path.remove(self._finder)
         sys.modules.pop(self._root, None)
 
-    def prefix(self, record: PluginRecord) -> str:
-        """The package name a plugin's folder is mounted as."""
-        safe = _UNSAFE.sub("_", f"{record.id}_{record.version}")
-        return f"{self._root}.{safe}"
+    def prefix(self, record: PluginRecord) -> str | None:
+        """The package name the plugin's folder is mounted as, or None if not loaded."""
+        return self._keys.get(record.key)
 
     def import_entry(self, record: PluginRecord, entry: str) -> Any:
-        """Import ``module:attr`` from the plugin and return the attribute (or module)."""
+        """Import ``module:attr`` from the plugin and return the attribute (or module).
+
+        A missing module or attribute raises ModuleNotFoundError or AttributeError with a
+        message in the plugin's own terms (its module names and folder).
+        """
         module_name, _, attr = entry.partition(":")
+        prefix = ""
         if record.origin == "builtin":
             obj: Any = importlib.import_module(module_name)
         else:
             prefix = self._mount(record)
-            obj = importlib.import_module(f"{prefix}.{module_name}")
+            try:
+                obj = importlib.import_module(f"{prefix}.{module_name}")
+            except ModuleNotFoundError as exc:
+                if exc.name is None or not exc.name.startswith(prefix + "."):
+                    raise  # something the plugin's code imports, not its own module
+                own = exc.name[len(prefix) + 1 :]
+                raise ModuleNotFoundError(
+                    f"No module named {own!r} in the plugin folder {record.path}"
+                    f" (entry {entry!r})",
+                    name=own,
+                ) from None
         for part in attr.split(".") if attr else ():
-            obj = getattr(obj, part)
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                owner = getattr(obj, "__name__", type(obj).__name__).removeprefix(prefix + ".")
+                raise AttributeError(
+                    f"{owner!r} has no attribute {part!r} (entry {entry!r})"
+                ) from None
         return obj
 
     def unload(self, record: PluginRecord) -> None:
@@ -144,7 +172,9 @@ class PythonRuntime:
             prefix = self._keys.get(record.key)
             if prefix is not None and prefix in sys.modules:
                 return prefix
-            prefix = self.prefix(record)
+            if prefix is not None:  # its package was removed from sys.modules by someone else
+                self._finder.mounts.pop(prefix, None)
+            prefix = self._free_prefix(record)
             folder = record.path
             package = types.ModuleType(prefix)
             package.__path__ = [folder]
@@ -156,6 +186,15 @@ class PythonRuntime:
             self._keys[record.key] = prefix
             sys.modules[prefix] = package
             return prefix
+
+    def _free_prefix(self, record: PluginRecord) -> str:
+        # "a_b.c" and "a.b_c" sanitise alike: a number keeps their namespaces apart.
+        base = f"{self._root}.{_UNSAFE.sub('_', f'{record.id}_{record.version}')}"
+        prefix, number = base, 1
+        while prefix in self._finder.mounts or prefix in sys.modules:
+            number += 1
+            prefix = f"{base}_{number}"
+        return prefix
 
     def _purge(self, plugin_key: str) -> None:
         with self._finder.lock:
@@ -169,18 +208,33 @@ class PythonRuntime:
 
 
 def _top_level_names(folder: str) -> frozenset[str]:
+    """The plugin's own top-level modules and packages (folders holding Python files)."""
     names = set()
     try:
         with os.scandir(folder) as it:
             for entry in it:
                 name = entry.name
-                if name.endswith(".py"):
+                if name.endswith(".py") and name[:-3].isidentifier():
                     names.add(name[:-3])
-                elif entry.is_dir() and name.isidentifier():
+                elif name.isidentifier() and name != "__pycache__" and _holds_code(entry.path):
                     names.add(name)
     except OSError:
-        pass
+        return frozenset()  # an unreadable folder: its imports fail with a clear error later
     return frozenset(names)
+
+
+def _holds_code(path: str, depth: int = 2) -> bool:
+    """Whether ``path`` is a folder with Python files (checking ``depth`` levels down)."""
+    try:
+        with os.scandir(path) as it:
+            entries = list(it)
+    except OSError:  # not a folder, or unreadable
+        return False
+    if any(e.name.endswith(".py") and e.is_file() for e in entries):
+        return True
+    return depth > 1 and any(
+        e.is_dir() and e.name.isidentifier() and _holds_code(e.path, depth - 1) for e in entries
+    )
 
 
 def _plugin_builtins(prefix: str, owned: frozenset[str]) -> dict[str, Any]:

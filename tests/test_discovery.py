@@ -1,0 +1,1001 @@
+"""Discovery: search paths, both layouts, the cache, entry points, shadowing, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import write_plugin
+
+from plugbay import Host
+from plugbay.discovery import Catalog, DiscoveryReporter, PluginRecord, SearchPath, discover
+from plugbay.manifest import manifest_from_mapping
+
+GROUP = "testapp.plugins"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class Recorder(DiscoveryReporter):
+    """Counts what discovery read from disk (as opposed to taking it from the cache)."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self.parsed: list[str] = []
+
+    def folder_found(self, path: str) -> None:
+        self.found.append(path)
+
+    def manifest_parsed(self, path: str) -> None:
+        self.parsed.append(path)
+
+
+class Remover(Recorder):
+    """Deletes ``victim`` when the first plugin folder is found, as a concurrent `remove` would."""
+
+    def __init__(self, victim: Path) -> None:
+        super().__init__()
+        self.victim = victim
+
+    def folder_found(self, path: str) -> None:
+        super().folder_found(path)
+        if self.victim.exists():
+            shutil.rmtree(self.victim)
+
+
+def paths(*roots: Path, origin: str = "api") -> list[SearchPath]:
+    """Search paths in the given order, lowest precedence first."""
+    return [SearchPath(origin, root, i + 1) for i, root in enumerate(roots)]
+
+
+def backdate(*roots: Path, seconds: float = 10.0) -> None:
+    """Set the mtime of every file and folder under ``roots`` to ``seconds`` ago.
+
+    Discovery does not trust entries modified within 2 s of the scan (their mtime could
+    still move without changing); backdating makes a test independent of that window.
+    Different ``seconds`` give different mtimes, which is what a real edit produces.
+    """
+    stamp = time.time() - seconds
+    for root in roots:
+        targets = [root]
+        if root.is_dir() and not root.is_symlink():
+            targets += list(root.rglob("*"))
+        for target in targets:
+            os.utime(target, (stamp, stamp), follow_symlinks=False)
+
+
+def keys(catalog: Catalog) -> list[str]:
+    return [r.key for r in catalog.records]
+
+
+def codes(catalog: Catalog) -> list[str]:
+    return [p.code for p in catalog.problems]
+
+
+def write_manifest(folder: Path, file_name: str, plugin_id: str, version: str = "1.0.0") -> Path:
+    """Write a minimal manifest for ``plugin_id`` in the format ``file_name`` asks for."""
+    namespace, _, name = plugin_id.rpartition(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    if file_name.endswith(".toml"):
+        text = f'schema = 1\n[plugin]\nnamespace = "{namespace}"\nname = "{name}"\n'
+        text += f'version = "{version}"\n'
+    elif file_name.endswith(".json"):
+        plugin = {"namespace": namespace, "name": name, "version": version}
+        text = json.dumps({"schema": 1, "plugin": plugin})
+    else:
+        text = f'schema: 1\nplugin:\n  namespace: {namespace}\n  name: {name}\n  version: "{version}"\n'
+    path = folder / file_name
+    path.write_text(text)
+    return path
+
+
+def replace_active(name_dir: Path, version: str) -> None:
+    """Switch the active version the way `plugbay use` does: write aside, rename over."""
+    tmp = name_dir / ".active.tmp"
+    tmp.write_text(version)
+    os.replace(tmp, name_dir / "active")
+
+
+# ---------------------------------------------------------------- layouts
+
+
+def test_hand_placed_plugin_is_found(plugins_dir: Path) -> None:
+    folder = write_plugin(plugins_dir, "acme.hello", "1.2.3")
+
+    catalog = discover(paths(plugins_dir))
+
+    [record] = catalog.records
+    assert (record.id, record.version, record.active, record.shadowed) == (
+        "acme.hello",
+        "1.2.3",
+        True,
+        False,
+    )
+    assert record.path == str(folder)
+    assert record.manifest_path == str(folder / "plugin.toml")
+    assert (record.origin, record.precedence) == ("api", 1)
+    assert catalog.problems == ()
+
+
+def test_installed_layout_marks_the_active_version(plugins_dir: Path) -> None:
+    write_plugin(plugins_dir, "acme.tool", "1.0.0", layout="installed")
+    write_plugin(plugins_dir, "acme.tool", "2.0.0", layout="installed", active=False)
+    write_plugin(plugins_dir, "acme.tool", "1.5.0", layout="installed", active=False)
+
+    catalog = discover(paths(plugins_dir))
+
+    active = {r.version: r.active for r in catalog.versions("acme.tool")}
+    assert active == {"1.0.0": True, "1.5.0": False, "2.0.0": False}
+    preferred = catalog.preferred("acme.tool")
+    assert preferred is not None
+    assert preferred.version == "1.0.0"  # the active one, though not the highest
+    assert preferred.path == str(plugins_dir / "acme" / "tool" / "1.0.0")
+    assert catalog.problems == ()
+
+
+def test_installed_layout_without_active_file_prefers_the_highest(plugins_dir: Path) -> None:
+    write_plugin(plugins_dir, "acme.tool", "1.0.0", layout="installed", active=False)
+    write_plugin(plugins_dir, "acme.tool", "1.10.0", layout="installed", active=False)
+    write_plugin(plugins_dir, "acme.tool", "1.9.0", layout="installed", active=False)
+
+    catalog = discover(paths(plugins_dir))
+
+    assert all(r.active for r in catalog.records)
+    preferred = catalog.preferred("acme.tool")
+    assert preferred is not None
+    assert preferred.version == "1.10.0"  # SemVer order, not text order
+
+
+def test_active_file_naming_a_missing_version_is_reported(plugins_dir: Path) -> None:
+    write_plugin(plugins_dir, "acme.tool", "1.0.0", layout="installed", active=False)
+    (plugins_dir / "acme" / "tool" / "active").write_text("3.0.0\n")
+
+    catalog = discover(paths(plugins_dir))
+
+    assert keys(catalog) == ["acme.tool@1.0.0"]
+    [problem] = catalog.problems
+    assert problem.code == "plugin.active-missing"
+    assert "3.0.0" in problem.message
+    assert "plugbay use acme.tool@1.0.0" in problem.message
+
+
+def test_both_layouts_side_by_side(plugins_dir: Path) -> None:
+    write_plugin(plugins_dir, "solo")
+    write_plugin(plugins_dir, "acme.hand")
+    write_plugin(plugins_dir, "acme.inst", "0.1.0", layout="installed")
+    write_plugin(plugins_dir, "bare", "0.2.0", layout="installed")
+
+    catalog = discover(paths(plugins_dir))
+
+    assert sorted(keys(catalog)) == ["acme.hand@1.0.0", "acme.inst@0.1.0", "bare@0.2.0", "solo@1.0.0"]
+    assert catalog.ids() == ["acme.hand", "acme.inst", "bare", "solo"]
+    assert catalog.problems == ()
+
+
+@pytest.mark.parametrize(
+    "file_name", ["plugin.toml", "plugin.yaml", "plugin.yml", "plugin.json", "collection.yml"]
+)
+@pytest.mark.parametrize("layout", ["folder", "installed"])
+def test_every_manifest_file_name_is_found(plugins_dir: Path, file_name: str, layout: str) -> None:
+    folder = plugins_dir / "x" if layout == "folder" else plugins_dir / "acme" / "fmt" / "2.1.0"
+    manifest = write_manifest(folder, file_name, "acme.fmt", "2.1.0")
+
+    catalog = discover(paths(plugins_dir))
+
+    [record] = catalog.records
+    assert (record.key, record.manifest_path) == ("acme.fmt@2.1.0", str(manifest))
+    assert catalog.problems == ()
+
+
+def test_plugin_toml_is_preferred_over_other_manifest_names(plugins_dir: Path) -> None:
+    folder = plugins_dir / "both"
+    write_manifest(folder, "plugin.json", "acme.both", "1.0.0")
+    write_manifest(folder, "plugin.toml", "acme.both", "2.0.0")
+
+    catalog = discover(paths(plugins_dir))
+
+    assert keys(catalog) == ["acme.both@2.0.0"]
+
+
+def test_plugin_folders_are_leaves_and_hidden_folders_are_skipped(plugins_dir: Path) -> None:
+    outer = write_plugin(plugins_dir, "acme.outer")
+    write_plugin(outer / "examples", "acme.example")  # inside a plugin: not a plugin
+    write_plugin(plugins_dir / ".trash", "acme.old")
+    write_plugin(plugins_dir / "__pycache__", "acme.cached")
+    write_plugin(plugins_dir / "a" / "b" / "c", "acme.deep")  # four levels down
+
+    catalog = discover(paths(plugins_dir))
+
+    assert keys(catalog) == ["acme.outer@1.0.0"]
+
+
+def test_discovery_imports_no_plugin_code(plugins_dir: Path) -> None:
+    write_plugin(
+        plugins_dir,
+        "acme.loud",
+        entry="acme_loud_never_imported:Plugin",
+        code={"acme_loud_never_imported.py": "raise SystemExit('imported!')\n"},
+    )
+
+    catalog = discover(paths(plugins_dir))
+
+    assert keys(catalog) == ["acme.loud@1.0.0"]
+    assert "acme_loud_never_imported" not in sys.modules
+
+
+def test_builtin_records_are_part_of_the_catalog(plugins_dir: Path) -> None:
+    manifest = manifest_from_mapping({"plugin": {"name": "core", "version": "1.0.0"}})
+    builtin = PluginRecord(manifest, "<code>", "<code>", "builtin", 0)
+
+    catalog = discover(paths(plugins_dir), builtins=[builtin])
+
+    assert catalog.records == (builtin,)
+
+
+# ---------------------------------------------------------------- search paths and shadowing
+
+
+def test_higher_precedence_copy_shadows_lower_ones(tmp_path: Path) -> None:
+    user, project = tmp_path / "user", tmp_path / "project"
+    write_plugin(user, "acme.tool", "2.0.0", layout="installed")
+    write_plugin(user, "acme.tool", "2.1.0", layout="installed", active=False)
+    write_plugin(user, "acme.only_user")
+    write_plugin(project, "acme.tool", "1.0.0")
+    sps = [SearchPath("user", user, 1), SearchPath("project", project, 2)]
+
+    catalog = discover(sps)
+
+    shadowed = {r.key: r.shadowed for r in catalog.records}
+    assert shadowed == {
+        "acme.tool@2.0.0": True,
+        "acme.tool@2.1.0": True,
+        "acme.only_user@1.0.0": False,
+        "acme.tool@1.0.0": False,
+    }
+    # The higher-precedence copy wins even though it is older.
+    assert [r.key for r in catalog.versions("acme.tool")] == ["acme.tool@1.0.0"]
+    assert len(catalog.versions("acme.tool", include_shadowed=True)) == 3
+    preferred = catalog.preferred("acme.tool")
+    assert preferred is not None
+    assert preferred.origin == "project"
+    infos = [p for p in catalog.problems if p.code == "plugin.shadowed"]
+    assert [p.severity for p in infos] == ["info", "info"]
+    assert {p.path for p in infos} == {
+        str(user / "acme" / "tool" / "2.0.0"),
+        str(user / "acme" / "tool" / "2.1.0"),
+    }
+    for p in infos:
+        assert p.plugin_id == "acme.tool"
+        assert f"project path {project}" in p.message
+        assert "(user," in p.message
+    assert catalog.search_paths == tuple(sps)
+
+
+def test_search_paths_shadow_builtins(plugins_dir: Path) -> None:
+    manifest = manifest_from_mapping({"plugin": {"namespace": "acme", "name": "core", "version": "9.0.0"}})
+    builtin = PluginRecord(manifest, "<code>", "<code>", "builtin", 0)
+    write_plugin(plugins_dir, "acme.core", "1.0.0")
+
+    catalog = discover(paths(plugins_dir), builtins=[builtin])
+
+    assert {r.origin: r.shadowed for r in catalog.records} == {"builtin": True, "api": False}
+    [problem] = catalog.problems
+    assert problem.code == "plugin.shadowed"
+    assert "acme.core@9.0.0 (builtin, <code>)" in problem.message
+
+
+def test_missing_search_path_is_not_a_problem(tmp_path: Path, plugins_dir: Path) -> None:
+    write_plugin(plugins_dir, "acme.a")
+
+    catalog = discover(paths(tmp_path / "nowhere", plugins_dir))
+
+    assert keys(catalog) == ["acme.a@1.0.0"]
+    assert catalog.problems == ()
+
+
+def test_host_search_paths_in_precedence_order(tmp_path: Path, home: Path) -> None:
+    (home / "config.toml").write_text('paths = ["extra", "/abs/config-path"]\n')
+    api = tmp_path / "api"
+    host = Host(
+        "testapp",
+        home=home,
+        paths=[api],
+        system_path=tmp_path / "system",
+        project_path=tmp_path / "project",
+        entry_points=False,
+    )
+
+    got = [(sp.origin, sp.path, sp.precedence) for sp in host.search_paths()]
+
+    assert got == [
+        ("system", tmp_path / "system", 1),
+        ("user", home / "plugins", 2),
+        ("project", tmp_path / "project", 3),
+        ("config", home / "extra", 4),
+        ("config", Path("/abs/config-path"), 5),
+        ("api", api, 6),
+    ]
+
+
+def test_app_home_variable_sets_the_user_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_home = tmp_path / "env-home"
+    monkeypatch.setenv("TESTAPP_HOME", str(env_home))
+
+    from_env = Host("testapp", system_path=tmp_path / "s", project_path=tmp_path / "p")
+    explicit = Host("testapp", home=tmp_path / "arg", system_path=tmp_path / "s")
+
+    assert [sp.path for sp in from_env.search_paths() if sp.origin == "user"] == [
+        env_home / "plugins"
+    ]
+    assert [sp.path for sp in explicit.search_paths() if sp.origin == "user"] == [
+        tmp_path / "arg" / "plugins"
+    ]
+
+
+def test_host_discovers_and_shadows_across_its_paths(
+    tmp_path: Path, home: Path, make_host: object
+) -> None:
+    system = tmp_path / "no-system"
+    project = tmp_path / "no-project"
+    write_plugin(system, "acme.a", "1.0.0")
+    write_plugin(home / "plugins", "acme.a", "2.0.0", layout="installed")
+    write_plugin(home / "plugins", "acme.b", "1.0.0")
+    write_plugin(project, "acme.b", "1.1.0")
+    api = tmp_path / "api"
+    write_plugin(api, "acme.c")
+    host = make_host(api)  # type: ignore[operator]
+
+    catalog = host.discover()
+
+    winners = {r.id: (r.version, r.origin) for r in catalog.records if not r.shadowed}
+    assert winners == {
+        "acme.a": ("2.0.0", "user"),
+        "acme.b": ("1.1.0", "project"),
+        "acme.c": ("1.0.0", "api"),
+    }
+    assert sorted((r.key, r.origin) for r in catalog.records if r.shadowed) == [
+        ("acme.a@1.0.0", "system"),
+        ("acme.b@1.0.0", "user"),
+    ]
+    assert (home / "cache" / "discovery.msgpack").is_file()
+
+
+# ---------------------------------------------------------------- the cache
+
+
+@pytest.fixture
+def tree(plugins_dir: Path) -> Path:
+    """Three plugins in both layouts, old enough for the cache to trust them."""
+    write_plugin(plugins_dir, "acme.hand")
+    write_plugin(plugins_dir, "acme.inst", "1.0.0", layout="installed")
+    write_plugin(plugins_dir, "acme.inst", "2.0.0", layout="installed", active=False)
+    write_plugin(plugins_dir, "solo", extra='description = "alone"')
+    backdate(plugins_dir)
+    return plugins_dir
+
+
+def test_warm_run_parses_nothing_and_gives_the_same_catalog(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache" / "discovery.msgpack"
+    cold, warm = Recorder(), Recorder()
+
+    first = discover(paths(tree), cache_path=cache, reporter=cold)
+    written = cache.stat()
+    second = discover(paths(tree), cache_path=cache, reporter=warm)
+
+    assert len(cold.parsed) == 4
+    assert warm.parsed == []
+    assert sorted(warm.found) == sorted(cold.found)
+    assert second == first
+    assert second.records[0].manifest == first.records[0].manifest
+    # Nothing changed, so the cache file was not rewritten either.
+    assert (cache.stat().st_mtime_ns, cache.stat().st_ino) == (written.st_mtime_ns, written.st_ino)
+
+
+def test_warm_run_keeps_problems(tree: Path, tmp_path: Path) -> None:
+    bad = tree / "broken"
+    bad.mkdir()
+    (bad / "plugin.toml").write_text("[plugin\n")
+    (tree / "acme.hand" / "loop").symlink_to(tree / "acme.hand")  # inside a plugin: ignored
+    backdate(tree)
+    cache = tmp_path / "cache.msgpack"
+
+    first = discover(paths(tree), cache_path=cache)
+    warm = Recorder()
+    second = discover(paths(tree), cache_path=cache, reporter=warm)
+
+    assert warm.parsed == []
+    assert codes(first) == ["manifest.invalid"]
+    assert second == first
+
+
+def test_changed_manifest_is_parsed_again(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache.msgpack"
+    discover(paths(tree), cache_path=cache)
+    manifest = tree / "acme.hand" / "plugin.toml"
+    # Same size, other content, other mtime: the cache must not be fooled by the size.
+    manifest.write_text(manifest.read_text().replace('"1.0.0"', '"1.0.1"'))
+    backdate(manifest, seconds=5)
+    reporter = Recorder()
+
+    catalog = discover(paths(tree), cache_path=cache, reporter=reporter)
+
+    assert reporter.parsed == [str(manifest)]
+    assert "acme.hand@1.0.1" in keys(catalog)
+    assert discover(paths(tree), cache_path=cache) == catalog
+
+
+def test_changed_size_with_same_mtime_is_parsed_again(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache.msgpack"
+    discover(paths(tree), cache_path=cache)
+    manifest = tree / "solo" / "plugin.toml"
+    before = manifest.stat()
+    manifest.write_text(manifest.read_text().replace("alone", "all alone"))
+    os.utime(manifest, ns=(before.st_atime_ns, before.st_mtime_ns))
+    reporter = Recorder()
+
+    catalog = discover(paths(tree), cache_path=cache, reporter=reporter)
+
+    assert reporter.parsed == [str(manifest)]
+    [solo] = [r for r in catalog.records if r.id == "solo"]
+    assert solo.manifest.plugin.description == "all alone"
+
+
+def test_recently_modified_manifest_is_not_trusted(plugins_dir: Path, tmp_path: Path) -> None:
+    write_plugin(plugins_dir, "acme.fresh")  # written just now: inside the racy window
+    cache = tmp_path / "cache.msgpack"
+    discover(paths(plugins_dir), cache_path=cache)
+    again = Recorder()
+
+    discover(paths(plugins_dir), cache_path=cache, reporter=again)
+    backdate(plugins_dir)
+    settled, warm = Recorder(), Recorder()
+    discover(paths(plugins_dir), cache_path=cache, reporter=settled)
+    discover(paths(plugins_dir), cache_path=cache, reporter=warm)
+
+    assert len(again.parsed) == 1  # it may still change within its mtime: read again
+    assert len(settled.parsed) == 1  # its mtime moved (backdated): read again
+    assert warm.parsed == []
+
+
+def test_new_and_removed_plugin_folders_are_noticed(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache.msgpack"
+    discover(paths(tree), cache_path=cache)
+    new = write_plugin(tree, "acme.new")
+    shutil.rmtree(tree / "solo")
+    backdate(tree, seconds=5)
+    reporter = Recorder()
+
+    catalog = discover(paths(tree), cache_path=cache, reporter=reporter)
+
+    assert reporter.parsed == [str(new / "plugin.toml")]
+    assert sorted(keys(catalog)) == [
+        "acme.hand@1.0.0",
+        "acme.inst@1.0.0",
+        "acme.inst@2.0.0",
+        "acme.new@1.0.0",
+    ]
+    assert catalog == discover(paths(tree))  # what a cold run finds
+
+
+def test_new_version_and_active_switch_are_noticed(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache.msgpack"
+    discover(paths(tree), cache_path=cache)
+    name_dir = tree / "acme" / "inst"
+    write_plugin(tree, "acme.inst", "3.0.0", layout="installed", active=False)
+    replace_active(name_dir, "3.0.0")
+    backdate(tree, seconds=5)
+    reporter = Recorder()
+
+    catalog = discover(paths(tree), cache_path=cache, reporter=reporter)
+
+    assert reporter.parsed == [str(name_dir / "3.0.0" / "plugin.toml")]
+    active = {r.version: r.active for r in catalog.versions("acme.inst")}
+    assert active == {"1.0.0": False, "2.0.0": False, "3.0.0": True}
+    assert catalog == discover(paths(tree))
+
+
+def test_active_switch_alone_is_noticed(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache.msgpack"
+    discover(paths(tree), cache_path=cache)
+    replace_active(tree / "acme" / "inst", "2.0.0")
+    backdate(tree, seconds=5)
+    reporter = Recorder()
+
+    catalog = discover(paths(tree), cache_path=cache, reporter=reporter)
+
+    assert reporter.parsed == []
+    preferred = catalog.preferred("acme.inst")
+    assert preferred is not None
+    assert preferred.version == "2.0.0"
+
+
+def test_active_file_edited_in_place_is_noticed(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache.msgpack"
+    discover(paths(tree), cache_path=cache)
+    name_dir = tree / "acme" / "inst"
+    before = name_dir.stat()
+    (name_dir / "active").write_text("2.0.0")  # an editor writing in place
+    backdate(name_dir / "active", seconds=5)
+    os.utime(name_dir, ns=(before.st_atime_ns, before.st_mtime_ns))  # folder mtime unchanged
+
+    catalog = discover(paths(tree), cache_path=cache)
+
+    preferred = catalog.preferred("acme.inst")
+    assert preferred is not None
+    assert preferred.version == "2.0.0"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param(lambda data: b"\x00garbage\xff" * 10, id="garbage"),
+        pytest.param(lambda data: b"", id="empty"),
+        pytest.param(lambda data: b'\x81\xa6format\x63', id="foreign"),
+    ],
+)
+def test_damaged_cache_is_ignored_and_rebuilt(tree: Path, tmp_path: Path, damage: object) -> None:
+    cache = tmp_path / "cache.msgpack"
+    first = discover(paths(tree), cache_path=cache)
+    cache.write_bytes(damage(cache.read_bytes()))  # type: ignore[operator]
+    rebuilt, warm = Recorder(), Recorder()
+
+    second = discover(paths(tree), cache_path=cache, reporter=rebuilt)
+    third = discover(paths(tree), cache_path=cache, reporter=warm)
+
+    assert second == first == third
+    assert len(rebuilt.parsed) == 4
+    assert warm.parsed == []
+
+
+def test_unwritable_cache_location_still_discovers(tree: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    cache = blocker / "cache" / "discovery.msgpack"
+
+    first = discover(paths(tree), cache_path=cache)
+    second = discover(paths(tree), cache_path=cache)
+
+    assert first == second == discover(paths(tree))
+    assert len(first.records) == 4
+    assert blocker.read_text().startswith("a file")
+
+
+def test_cache_path_that_is_a_folder_still_discovers(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache.msgpack"
+    cache.mkdir()
+
+    catalog = discover(paths(tree), cache_path=cache)
+
+    assert len(catalog.records) == 4
+    assert list(cache.iterdir()) == []
+
+
+def test_read_only_cache_folder_still_discovers(tree: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    cache = folder / "discovery.msgpack"
+    discover(paths(tree), cache_path=cache)
+    write_plugin(tree, "acme.later")
+    backdate(tree, seconds=5)
+    folder.chmod(0o555)
+    try:
+        catalog = discover(paths(tree), cache_path=cache)
+    finally:
+        folder.chmod(0o755)
+
+    assert "acme.later@1.0.0" in keys(catalog)
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def write_dist(
+    site: Path, dist: str, entries: dict[str, str], group: str = GROUP
+) -> Path:
+    """A distribution's ``.dist-info`` holding only ``entry_points.txt`` (no METADATA)."""
+    info = site / f"{dist}.dist-info"
+    info.mkdir(parents=True)
+    lines = [f"[{group}]", *(f"{name} = {value}" for name, value in entries.items())]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return info
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A fake site-packages folder."""
+    path = tmp_path / "site"
+    path.mkdir()
+    return path
+
+
+def test_entry_point_becomes_a_builtin(site: Path) -> None:
+    write_dist(site, "foo-1.2", {"acme.foo": "foo_pkg.plugin:Plugin"})
+    write_dist(site, "other-1.0.0", {"acme.other": "other:Plugin"}, group="otherapp.plugins")
+
+    catalog = discover([], entry_point_group=GROUP, path_entries=[str(site)])
+
+    [record] = catalog.records
+    assert (record.key, record.origin, record.precedence) == ("acme.foo@1.2.0", "builtin", 0)
+    assert record.manifest.plugin.entry == "foo_pkg.plugin:Plugin"
+    assert record.path == str(site / "foo_pkg")
+    assert "entry_points.txt" in record.manifest_path
+    assert catalog.problems == ()
+    assert "foo_pkg" not in sys.modules
+
+
+def test_entry_point_uses_the_manifest_in_its_package(site: Path) -> None:
+    write_dist(site, "foo-1.2", {"acme.foo": "foo_pkg.plugin:Plugin"})
+    manifest = write_manifest(site / "foo_pkg", "plugin.toml", "acme.foo", "1.2.0")
+    manifest.write_text(manifest.read_text() + 'description = "from the package"\n')
+
+    catalog = discover([], entry_point_group=GROUP, path_entries=[str(site)])
+
+    [record] = catalog.records
+    assert record.manifest.plugin.description == "from the package"
+    assert record.manifest_path == str(site / "foo_pkg" / "plugin.toml")
+
+
+def test_entry_point_versions_from_python_versions(site: Path) -> None:
+    write_dist(site, "a-2", {"acme.a": "a:Plugin"})
+    write_dist(site, "b-1.2.3", {"acme.b": "b:Plugin"})
+    write_dist(site, "c-2.0rc1", {"acme.c": "c:Plugin"})
+    write_dist(site, "d-1.0.post2", {"acme.d": "d:Plugin"})
+    write_dist(site, "e-1.0.dev3", {"acme.e": "e:Plugin"})
+    write_dist(site, "f-1.2.3.4", {"acme.f": "f:Plugin"})
+
+    catalog = discover([], entry_point_group=GROUP, path_entries=[str(site)])
+
+    assert catalog.problems == ()
+    assert {r.id: r.version for r in catalog.records} == {
+        "acme.a": "2.0.0",
+        "acme.b": "1.2.3",
+        "acme.c": "2.0.0-rc.1",
+        "acme.d": "1.0.0+post.2",
+        "acme.e": "1.0.0-dev.3",
+        "acme.f": "1.2.3+4",
+    }
+
+
+def test_first_path_entry_wins_for_one_entry_point_name(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_dist(first, "foo-2.0", {"acme.foo": "foo:Plugin"})
+    write_dist(second, "foo-1.0", {"acme.foo": "foo:Plugin"})
+
+    catalog = discover([], entry_point_group=GROUP, path_entries=[str(first), str(second)])
+
+    assert keys(catalog) == ["acme.foo@2.0.0"]
+
+
+def test_bad_entry_point_is_a_problem_and_others_load(site: Path) -> None:
+    write_dist(site, "bad-1.0", {"Bad Name!": "bad:Plugin"})
+    write_dist(site, "good-1.0", {"acme.good": "good:Plugin"})
+    write_dist(site, "broken-1.0", {"acme.broken": "broken_pkg:Plugin"})
+    (site / "broken_pkg").mkdir()
+    (site / "broken_pkg" / "plugin.toml").write_text("[plugin]\nname = 3\n")
+
+    catalog = discover([], entry_point_group=GROUP, path_entries=[str(site), str(site / "nope")])
+
+    assert keys(catalog) == ["acme.good@1.0.0"]
+    assert codes(catalog) == ["manifest.invalid", "manifest.invalid"]
+    assert any("broken_pkg" in (p.path or "") for p in catalog.problems)
+
+
+def test_entry_points_are_cached_until_the_site_folder_changes(site: Path, tmp_path: Path) -> None:
+    write_dist(site, "foo-1.2", {"acme.foo": "foo_pkg.plugin:Plugin"})
+    backdate(site)
+    cache = tmp_path / "cache.msgpack"
+    kwargs = {"entry_point_group": GROUP, "path_entries": [str(site)], "cache_path": cache}
+    cold, warm, changed = Recorder(), Recorder(), Recorder()
+
+    first = discover([], reporter=cold, **kwargs)  # type: ignore[arg-type]
+    second = discover([], reporter=warm, **kwargs)  # type: ignore[arg-type]
+    write_dist(site, "bar-3.0.0", {"acme.bar": "bar:Plugin"})
+    backdate(site, seconds=5)
+    third = discover([], reporter=changed, **kwargs)  # type: ignore[arg-type]
+    shutil.rmtree(site / "foo-1.2.dist-info")
+    backdate(site, seconds=3)
+    fourth = discover([], **kwargs)  # type: ignore[arg-type]
+
+    assert len(cold.parsed) == 1
+    assert warm.parsed == []
+    assert second == first
+    assert len(changed.parsed) == 2
+    assert sorted(keys(third)) == ["acme.bar@3.0.0", "acme.foo@1.2.0"]
+    assert keys(fourth) == ["acme.bar@3.0.0"]
+
+
+def test_entry_point_package_manifest_edit_is_noticed(site: Path, tmp_path: Path) -> None:
+    write_dist(site, "foo-1.2", {"acme.foo": "foo_pkg.plugin:Plugin"})
+    write_manifest(site / "foo_pkg", "plugin.toml", "acme.foo", "1.2.0")
+    backdate(site)
+    cache = tmp_path / "cache.msgpack"
+    kwargs = {"entry_point_group": GROUP, "path_entries": [str(site)], "cache_path": cache}
+    discover([], **kwargs)  # type: ignore[arg-type]
+    manifest = site / "foo_pkg" / "plugin.toml"
+    manifest.write_text(manifest.read_text() + 'description = "edited"\n')
+    backdate(manifest, seconds=5)
+
+    catalog = discover([], **kwargs)  # type: ignore[arg-type]
+
+    [record] = catalog.records
+    assert record.manifest.plugin.description == "edited"
+
+
+def test_entry_points_on_the_host_are_found_and_shadowed(
+    site: Path, plugins_dir: Path, make_host: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_dist(site, "foo-1.2", {"acme.foo": "foo_pkg:Plugin"})
+    write_plugin(plugins_dir, "acme.foo", "2.0.0")
+    monkeypatch.syspath_prepend(str(site))
+    host = make_host(plugins_dir, entry_points=True)  # type: ignore[operator]
+
+    catalog = host.discover()
+
+    found = {(r.key, r.origin, r.shadowed) for r in catalog.records if r.id == "acme.foo"}
+    assert found == {("acme.foo@1.2.0", "builtin", True), ("acme.foo@2.0.0", "api", False)}
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("file_name", "text", "expected"),
+    [
+        ("plugin.toml", "[plugin\nname = 'x'\n", "is not valid TOML"),
+        ("plugin.yaml", "plugin: [unclosed\n", "is not valid YAML"),
+        ("plugin.json", '{"plugin": ', "is not valid JSON"),
+        ("plugin.toml", "[plugin]\nname = 'bad'\n", "plugin.version: is required"),
+        ("plugin.toml", b"\xff\xfe[plugin]", "is not UTF-8"),
+    ],
+)
+def test_bad_manifest_is_a_problem_and_others_are_found(
+    plugins_dir: Path, file_name: str, text: str | bytes, expected: str
+) -> None:
+    write_plugin(plugins_dir, "acme.good")
+    bad = plugins_dir / "acme.bad"
+    bad.mkdir()
+    data = text if isinstance(text, bytes) else text.encode()
+    (bad / file_name).write_bytes(data)
+    write_plugin(plugins_dir, "acme.zlast")
+
+    catalog = discover(paths(plugins_dir))
+
+    assert keys(catalog) == ["acme.good@1.0.0", "acme.zlast@1.0.0"]
+    [problem] = catalog.problems
+    assert (problem.severity, problem.code) == ("error", "manifest.invalid")
+    assert problem.path == str(bad / file_name)
+    assert str(bad / file_name) in problem.message
+    assert expected in problem.message
+    assert "Traceback" not in problem.message
+
+
+@pytest.fixture
+def shared_tmp(tmp_path: Path) -> Iterator[Path]:
+    """A folder an unprivileged user can enter (pytest's own temp folders are private)."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    with tempfile.TemporaryDirectory(prefix="plugbay-test-") as name:
+        path = Path(name)
+        path.chmod(0o755)
+        yield path
+
+
+_AS_NOBODY = """
+import json, os, sys
+from pathlib import Path
+from plugbay.discovery import SearchPath, discover
+import plugbay.manifest, tomllib  # everything discovery needs, imported while privileged
+
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+root, cache = sys.argv[1], sys.argv[2]
+catalog = discover([SearchPath("api", Path(root), 1)], cache_path=Path(cache))
+print(json.dumps({
+    "keys": [r.key for r in catalog.records],
+    "problems": [[p.code, p.path, p.message] for p in catalog.problems],
+}))
+"""
+
+
+def discover_unprivileged(root: Path, cache: Path) -> dict[str, list[object]]:
+    """Discover as a user that permissions apply to: in-process, or as nobody when root.
+
+    As root, ``chmod 000`` does not stop reads, so the scan runs in a child process that
+    first drops to uid 65534.
+    """
+    if os.geteuid() != 0:
+        catalog = discover(paths(root), cache_path=cache)
+        return {
+            "keys": keys(catalog),
+            "problems": [[p.code, p.path, p.message] for p in catalog.problems],
+        }
+    script = root.parent / "as_nobody.py"
+    script.write_text(textwrap.dedent(_AS_NOBODY))
+    done = subprocess.run(
+        [sys.executable, str(script), str(root), str(cache)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, list[object]] = json.loads(done.stdout)
+    return result
+
+
+def test_unreadable_folders_are_problems_and_others_are_found(shared_tmp: Path) -> None:
+    root = shared_tmp / "plugins"
+    cache_dir = shared_tmp / "cache"
+    cache_dir.mkdir()
+    cache_dir.chmod(0o777)
+    write_plugin(root, "acme.good")
+    locked = write_plugin(root, "acme.locked")
+    write_plugin(root, "acme.inst", layout="installed")
+    locked_ns = root / "acme"
+    secret = write_plugin(root, "acme.secret")
+    write_plugin(root, "acme.zlast")
+    backdate(root)
+    cache = cache_dir / "discovery.msgpack"
+    cold = discover_unprivileged(root, cache)  # fills the cache with everything readable
+
+    try:
+        locked.chmod(0)
+        locked_ns.chmod(0)
+        (secret / "plugin.toml").chmod(0)
+        blocked = discover_unprivileged(root, cache)
+        blocked_again = discover_unprivileged(root, cache)
+    finally:
+        locked.chmod(0o755)
+        locked_ns.chmod(0o755)
+        (secret / "plugin.toml").chmod(0o644)
+    repaired = discover_unprivileged(root, cache)
+
+    assert cold["keys"] == repaired["keys"]
+    assert len(cold["keys"]) == 5
+    assert blocked["keys"] == ["acme.good@1.0.0", "acme.zlast@1.0.0"]
+    assert blocked_again == blocked
+    problems = {str(path): (code, message) for code, path, message in blocked["problems"]}  # type: ignore[misc]
+    assert set(problems) == {str(locked), str(locked_ns), str(secret / "plugin.toml")}
+    assert problems[str(locked)][0] == "folder.unreadable"
+    assert "Permission denied" in problems[str(locked)][1]
+    assert problems[str(secret / "plugin.toml")][0] == "manifest.invalid"
+    assert "cannot be read" in problems[str(secret / "plugin.toml")][1]
+    assert repaired["problems"] == []
+
+
+def test_symlink_loops_are_problems_not_recursion(plugins_dir: Path) -> None:
+    write_plugin(plugins_dir, "acme.good")
+    write_plugin(plugins_dir, "acme.inst", layout="installed")
+    (plugins_dir / "up").symlink_to(plugins_dir)  # a link to its own parent
+    (plugins_dir / "acme" / "back").symlink_to("..")  # relative, two levels
+    (plugins_dir / "self").symlink_to(plugins_dir / "self")  # refers to itself
+    (plugins_dir / "dangling").symlink_to(plugins_dir / "gone")
+
+    catalog = discover(paths(plugins_dir))
+
+    assert keys(catalog) == ["acme.inst@1.0.0", "acme.good@1.0.0"]
+    loops = {p.path: p for p in catalog.problems if p.code == "folder.symlink-loop"}
+    assert set(loops) == {
+        str(plugins_dir / "up"),
+        str(plugins_dir / "acme" / "back"),
+        str(plugins_dir / "self"),
+    }
+    assert all(p.severity == "warning" for p in loops.values())
+    assert "permissions" not in loops[str(plugins_dir / "self")].message
+    assert len(catalog.problems) == 3  # a dangling link is simply not a plugin
+
+
+def test_symlinked_plugin_folder_is_found(plugins_dir: Path, tmp_path: Path) -> None:
+    elsewhere = write_plugin(tmp_path / "elsewhere", "acme.linked")
+    (plugins_dir / "acme.linked").symlink_to(elsewhere)
+    (plugins_dir / "again").symlink_to(elsewhere)
+
+    catalog = discover(paths(plugins_dir))
+
+    assert keys(catalog) == ["acme.linked@1.0.0"]
+    [problem] = catalog.problems
+    assert problem.code == "plugin.duplicate"  # two links to one folder, not a loop
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["cold", "warm"])
+@pytest.mark.parametrize("victim", ["acme.c", "acme.a"], ids=["later", "itself"])
+def test_plugin_folder_removed_during_discovery(
+    plugins_dir: Path, tmp_path: Path, cached: bool, victim: str
+) -> None:
+    for pid in ("acme.a", "acme.b", "acme.c"):
+        write_plugin(plugins_dir, pid)
+    backdate(plugins_dir)
+    cache = tmp_path / "cache.msgpack"
+    if cached:
+        discover(paths(plugins_dir), cache_path=cache)
+
+    reporter = Remover(plugins_dir / victim)
+    catalog = discover(paths(plugins_dir), cache_path=cache, reporter=reporter)
+
+    assert not (plugins_dir / victim).exists()
+    expected = {"acme.a@1.0.0", "acme.b@1.0.0", "acme.c@1.0.0"} - {f"{victim}@1.0.0"}
+    assert expected <= set(keys(catalog))
+    assert catalog.problems == ()
+    backdate(plugins_dir, seconds=5)
+    assert sorted(keys(discover(paths(plugins_dir), cache_path=cache))) == sorted(expected)
+
+
+def test_search_path_that_is_a_file(tmp_path: Path, plugins_dir: Path) -> None:
+    not_a_folder = tmp_path / "plugins.txt"
+    not_a_folder.write_text("")
+    write_plugin(plugins_dir, "acme.a")
+
+    catalog = discover(paths(not_a_folder, plugins_dir))
+
+    assert keys(catalog) == ["acme.a@1.0.0"]
+    [problem] = catalog.problems
+    assert (problem.severity, problem.code, problem.path) == (
+        "warning",
+        "search-path.not-a-folder",
+        str(not_a_folder),
+    )
+
+
+def test_duplicate_id_and_version_in_one_search_path(plugins_dir: Path) -> None:
+    first = write_plugin(plugins_dir / "one", "acme.dup")
+    second = write_plugin(plugins_dir / "two", "acme.dup")
+    write_plugin(plugins_dir, "acme.dup", "2.0.0")  # another version is not a duplicate
+
+    catalog = discover(paths(plugins_dir))
+
+    assert [r.path for r in catalog.records if r.version == "1.0.0"] == [str(first)]
+    assert len(catalog.versions("acme.dup")) == 2
+    [problem] = catalog.problems
+    assert (problem.severity, problem.code, problem.plugin_id) == (
+        "warning",
+        "plugin.duplicate",
+        "acme.dup",
+    )
+    assert str(first) in problem.message
+    assert str(second) in problem.message
+    assert "remove one" in problem.message
+
+
+def test_same_plugin_in_two_search_paths_is_shadowing_not_duplicate(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_plugin(a, "acme.x")
+    write_plugin(b, "acme.x")
+
+    catalog = discover(paths(a, b))
+
+    assert codes(catalog) == ["plugin.shadowed"]
+
+
+def test_many_problems_do_not_hide_good_plugins(plugins_dir: Path, tmp_path: Path) -> None:
+    write_plugin(plugins_dir, "acme.good")
+    (plugins_dir / "bad").mkdir()
+    (plugins_dir / "bad" / "plugin.json").write_text("[]")
+    (plugins_dir / "loop").symlink_to(plugins_dir)
+    (plugins_dir / "file.toml").write_text("not a folder, not a plugin")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+
+    catalog = discover(paths(afile, plugins_dir, tmp_path / "missing"))
+
+    assert keys(catalog) == ["acme.good@1.0.0"]
+    assert sorted(codes(catalog)) == [
+        "folder.symlink-loop",
+        "manifest.invalid",
+        "search-path.not-a-folder",
+    ]

@@ -33,7 +33,9 @@ class PluginApi:
         self.host = host
         self._add = add
 
-    def add(self, kind: str, name: str, obj: Any, *, summary: str = "", help: str | None = None) -> None:
+    def add(
+        self, kind: str, name: str, obj: Any, *, summary: str = "", help: str | None = None
+    ) -> None:
         """Contribute ``obj`` as ``name`` of ``kind`` (a kind the host declares)."""
         self._add(kind, name, obj, summary, help)
 

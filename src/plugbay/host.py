@@ -36,7 +36,7 @@ _log = logging.getLogger("plugbay")
 BUILTIN_KINDS = ("hook", "command")
 
 
-class PluginState(str, enum.Enum):
+class PluginState(enum.StrEnum):
     """Where a plugin is in its lifecycle."""
 
     DISCOVERED = "discovered"
@@ -49,8 +49,9 @@ class PluginState(str, enum.Enum):
     BLOCKED = "blocked"
     DISABLED = "disabled"
 
-    def __str__(self) -> str:
-        return self.value
+
+# States in which a plugin's code cannot be used until it is restarted (or re-enabled).
+_UNAVAILABLE = frozenset({PluginState.FAILED, PluginState.BLOCKED, PluginState.DISABLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,10 @@ class _Slot:
     timings_ms: dict[str, float] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     workers: set[int] = field(default_factory=set)
+    error: LoadError | None = None  # why it failed, when it did
+    # Bumped whenever the plugin is unloaded, so that a step abandoned after its timeout
+    # cannot add contributions to a later (or failed) load of the plugin.
+    generation: int = 0
 
 
 def home_for(app: str, home: str | os.PathLike[str] | None = None) -> Path:
@@ -360,7 +365,7 @@ class Host:
         except ContributionNotFound:
             failed = self._failed_provider(kind, name)
             if failed is not None:
-                raise LoadError(failed.id, "load", failed.reason or "failed") from None
+                raise _unavailable(failed) from None
             raise
 
     def stop(self) -> None:
@@ -379,30 +384,33 @@ class Host:
         self._emit(LifecycleEvent("host_stop"))
 
     def restart(self, plugin_id: str) -> PluginState:
-        """Stop a plugin (and the started plugins that depend on it), then start them again."""
+        """Stop a plugin (and the started plugins that depend on it), then start them again.
+
+        A failed or blocked plugin is tried again; the plugins it blocked become resolved
+        again, and the eager ones among them are started.
+        """
         self.start()
         slot = self._slot(plugin_id)
+        if slot.record is None:
+            raise PlanError(plugin_id, f"is {slot.state} and cannot be restarted: {slot.reason}")
         dependents = self._started_dependents(plugin_id)
         for dep in reversed(dependents):
             self._stop_one(dep, PluginState.RESOLVED)
         self._stop_one(plugin_id, PluginState.RESOLVED)
-        with slot.lock:
-            if slot.state in (PluginState.FAILED, PluginState.STOPPED):
-                slot.state, slot.reason, slot.detail = PluginState.RESOLVED, None, None
-        assert slot.record is not None
-        self._register_declared(slot.record)
+        for pid in (plugin_id, *dependents):
+            self._reset(self._slot(pid))
+        unblocked = self._unblock_dependents(plugin_id)
         self._ensure_started(plugin_id)
-        for dep in dependents:
-            self._register_declared(self._slot(dep).record)  # type: ignore[arg-type]
+        for pid in (*dependents, *(u for u in unblocked if self._is_eager(u))):
             try:
-                self._ensure_started(dep)
+                self._ensure_started(pid)
             except LoadError:
-                continue
+                continue  # recorded in its slot
         return slot.state
 
     def health(self) -> dict[str, Health]:
         """Each plugin's health; started plugins are asked, within ``health_timeout``."""
-        self.start()
+        self._ensure_slots()
         out: dict[str, Health] = {}
         for plugin_id in sorted(self._slots):
             slot = self._slots[plugin_id]
@@ -426,8 +434,8 @@ class Host:
         return out
 
     def status(self) -> list[PluginStatus]:
-        """A snapshot of every plugin's state, reason and timings."""
-        self.start()
+        """A snapshot of every plugin's state, reason and timings (a stopped host stays so)."""
+        self._ensure_slots()
         out = []
         for plugin_id in sorted(self._slots):
             slot = self._slots[plugin_id]
@@ -450,11 +458,18 @@ class Host:
         return out
 
     def state(self, plugin_id: str) -> PluginState:
-        """The current state of one plugin."""
-        self.start()
+        """The current state of one plugin (asking does not start a stopped host again)."""
+        self._ensure_slots()
         return self._slot(plugin_id).state
 
     # ------------------------------------------------------------ internals
+
+    def _ensure_slots(self) -> None:
+        """Start a host never started; a stopped host is reported as stopped, not restarted."""
+        with self._lock:
+            if self._started or self._slots:
+                return
+        self.start()
 
     def _slot(self, plugin_id: str) -> _Slot:
         slot = self._slots.get(plugin_id)
@@ -470,8 +485,12 @@ class Host:
         for listener in list(self._listeners):
             try:
                 listener(event)
-            except Exception:  # a faulty listener must not break the lifecycle
+            except Exception:  # noqa: BLE001 - a faulty listener must not break the lifecycle
                 _log.exception("lifecycle listener failed on %s", event.name)
+
+    def _is_eager(self, plugin_id: str) -> bool:
+        record = self._slot(plugin_id).record
+        return record is not None and record.manifest.plugin.activation == "eager"
 
     def _kind_allowed(self, kind: str) -> bool:
         return self.kinds is None or kind in self.kinds or kind in BUILTIN_KINDS
@@ -488,14 +507,15 @@ class Host:
         for kind, entries in record.manifest.contributes.items():
             if not self._kind_allowed(kind):
                 known = ", ".join(sorted({*(self.kinds or {}), *BUILTIN_KINDS}))
-                problems.append(
+                _note(
+                    problems,
                     Problem(
                         "warning",
                         "contribution.unknown-kind",
                         f"{record.id} contributes {kind!r}, a kind this host does not know "
                         f"(known: {known}); ignored",
                         plugin_id=record.id,
-                    )
+                    ),
                 )
                 continue
             for c in entries:
@@ -509,13 +529,30 @@ class Host:
                     record.precedence,
                     _resolver=self._resolve_handle,
                 )
-                problem = registry.add(handle)
-                if problem is not None:
-                    problems.append(problem)
+                _note(problems, registry.add(handle))
 
-    def _add_runtime(self, slot: _Slot, kind: str, name: str, obj: Any, summary: str, help: str | None) -> None:
+    def _add_runtime(
+        self,
+        slot: _Slot,
+        generation: int,
+        kind: str,
+        name: str,
+        obj: Any,
+        *,
+        summary: str,
+        help: str | None,
+    ) -> None:
+        if slot.generation != generation:
+            raise RegistryError(
+                f"{slot.id}: cannot add {kind} {name!r}: the plugin is no longer loaded"
+                f" (it is {slot.state}); api.add() works only while the plugin is loaded"
+            )
         if not self._kind_allowed(kind):
-            raise RegistryError(f"{slot.id}: cannot add {kind} {name!r}: this host has no kind {kind!r}")
+            known = ", ".join(sorted({*(self.kinds or {}), *BUILTIN_KINDS}))
+            raise RegistryError(
+                f"{slot.id}: cannot add {kind} {name!r}: this host has no kind {kind!r}"
+                f" (known: {known})"
+            )
         assert slot.record is not None
         try:
             existing = self.registry.handle(kind, f"{slot.id}:{name}")
@@ -526,9 +563,7 @@ class Host:
             return
         handle = Handle(kind, name, slot.id, summary, None, help, slot.record.precedence)
         handle._value = self._checked(kind, name, slot.id, obj)
-        problem = self.registry.add(handle)
-        if problem is not None:
-            self._problems.append(problem)
+        _note(self._problems, self.registry.add(handle))
 
     def _checked(self, kind: str, name: str, plugin_id: str, obj: Any) -> Any:
         expected = (self.kinds or {}).get(kind)
@@ -554,16 +589,22 @@ class Host:
             )
         assert slot.record is not None
         record = slot.record
-        obj = self._call(slot, f"import {handle.name}", self._runtime.import_entry, record, handle.entry)
+        obj = self._call(
+            slot, f"import {handle.name}", self._runtime.import_entry, record, handle.entry
+        )
         return self._checked(handle.kind, handle.name, handle.plugin_id, obj)
 
     def _failed_provider(self, kind: str, name: str) -> _Slot | None:
-        bare = name.rpartition(":")[2]
+        """The plugin that would provide ``name`` had it not failed, been blocked or disabled."""
+        plugin_id, _, bare = name.rpartition(":")
         for slot in self._slots.values():
-            if slot.state in (PluginState.FAILED, PluginState.BLOCKED) and slot.record is not None:
-                for c in slot.record.manifest.contributes.get(kind, ()):
-                    if c.name == bare:
-                        return slot
+            if slot.state not in _UNAVAILABLE or (plugin_id and slot.id != plugin_id):
+                continue
+            record = slot.record or self._any_record(slot.id)
+            if record is not None and any(
+                c.name == bare for c in record.manifest.contributes.get(kind, ())
+            ):
+                return slot
         return None
 
     def _started_dependents(self, plugin_id: str) -> list[str]:
@@ -572,28 +613,32 @@ class Host:
         out = []
         for pid in order:
             slot = self._slots.get(pid)
-            if slot and affected.intersection(slot.dependencies) and slot.state is PluginState.STARTED:
+            if (
+                slot
+                and affected.intersection(slot.dependencies)
+                and slot.state is PluginState.STARTED
+            ):
                 affected.add(pid)
                 out.append(pid)
         return out
 
     def _ensure_started(self, plugin_id: str) -> None:
         slot = self._slot(plugin_id)
-        if slot.state is PluginState.STARTED:
+        if _is_started(slot):
             return
         if threading.get_ident() in slot.workers:
             return  # called from the plugin's own lifecycle step: it is loading right now
         with slot.lock:
-            if slot.state is PluginState.STARTED:
+            if _is_started(slot):
                 return
-            if slot.state in (PluginState.FAILED, PluginState.BLOCKED, PluginState.DISABLED):
-                raise LoadError(plugin_id, "load", f"is {slot.state}: {slot.reason}")
+            if slot.state in _UNAVAILABLE:
+                raise _unavailable(slot)
             for dep in slot.dependencies:
                 try:
                     self._ensure_started(dep)
-                except LoadError as exc:
-                    self._set(slot, PluginState.BLOCKED, f"needs {dep}, which {exc.reason}")
-                    raise LoadError(plugin_id, "load", f"is blocked: {slot.reason}") from None
+                except LoadError:
+                    self._block(slot, dep)
+                    raise _unavailable(slot) from None
             try:
                 self._load(slot)
             except LoadError as exc:
@@ -626,12 +671,12 @@ class Host:
             return
         register = getattr(obj, "register", None)
         if register is not None:
-            api = PluginApi(
-                slot.id,
-                self.info,
-                lambda kind, name, o, summary, help_: self._add_runtime(slot, kind, name, o, summary, help_),
-            )
-            self._call(slot, "register", register, api)
+            generation = slot.generation
+
+            def add(kind: str, name: str, o: Any, summary: str, help_: str | None) -> None:
+                self._add_runtime(slot, generation, kind, name, o, summary=summary, help=help_)
+
+            self._call(slot, "register", register, PluginApi(slot.id, self.info, add))
         init = getattr(obj, "init", None)
         if init is not None:
             self._call(slot, "init", init, self._context(slot))
@@ -659,6 +704,8 @@ class Host:
 
     def _fail(self, slot: _Slot, exc: LoadError) -> None:
         slot.detail = getattr(exc, "detail", None)
+        slot.error = exc
+        slot.generation += 1
         self._set(slot, PluginState.FAILED, f"{exc.step} failed: {exc.reason}")
         _log.warning("plugin failed: %s", slot.reason, extra={"plugin_id": slot.id})
         self.registry.remove_plugin(slot.id)
@@ -667,6 +714,13 @@ class Host:
         self._block_dependents(slot.id)
         self._emit(LifecycleEvent("plugin_failed", slot.id, slot.state, slot.reason))
 
+    def _block(self, slot: _Slot, dep: str) -> None:
+        """Mark ``slot`` blocked because its dependency ``dep`` cannot load."""
+        dep_slot = self._slots[dep]
+        which = "failed" if dep_slot.state is PluginState.FAILED else f"is {dep_slot.state}"
+        self._set(slot, PluginState.BLOCKED, f"needs {dep}, which {which}: {dep_slot.reason}")
+        self.registry.remove_plugin(slot.id)
+
     def _block_dependents(self, plugin_id: str) -> None:
         blocked = {plugin_id}
         for planned in self.load_plan.order:
@@ -674,10 +728,31 @@ class Host:
             if slot is None or not blocked.intersection(slot.dependencies):
                 continue
             if slot.state in (PluginState.RESOLVED, PluginState.STOPPED):
-                dep = next(d for d in slot.dependencies if d in blocked)
-                self._set(slot, PluginState.BLOCKED, f"needs {dep}, which is {self._slots[dep].state}")
-                self.registry.remove_plugin(slot.id)
+                self._block(slot, next(d for d in slot.dependencies if d in blocked))
                 blocked.add(slot.id)
+
+    def _unblock_dependents(self, plugin_id: str) -> list[str]:
+        """Make the plugins blocked (directly or not) by ``plugin_id`` resolved again."""
+        affected, out = {plugin_id}, []
+        for planned in self.load_plan.order:
+            slot = self._slots.get(planned.id)
+            if slot is None or slot.state is not PluginState.BLOCKED or slot.record is None:
+                continue
+            if affected.intersection(slot.dependencies):
+                self._reset(slot)
+                affected.add(slot.id)
+                out.append(slot.id)
+        return out
+
+    def _reset(self, slot: _Slot) -> None:
+        """Forget a stopped, failed or blocked plugin's outcome and register it afresh."""
+        with slot.lock:
+            if slot.state not in (*_UNAVAILABLE, PluginState.STOPPED, PluginState.RESOLVED):
+                return
+            self._set(slot, PluginState.RESOLVED)
+            slot.detail = slot.error = None
+            if slot.record is not None:
+                self._register_declared(slot.record)
 
     def _stop_one(self, plugin_id: str, after: PluginState) -> None:
         slot = self._slots.get(plugin_id)
@@ -693,6 +768,7 @@ class Host:
                 except LoadError as exc:
                     _log.warning("%s", exc, extra={"plugin_id": plugin_id})
             slot.obj = None
+            slot.generation += 1
             self.registry.remove_plugin(plugin_id)
             if slot.record is not None and self._runtime is not None:
                 self._runtime.unload(slot.record)
@@ -722,7 +798,7 @@ class Host:
         done = threading.Event()
 
         def run() -> None:
-            ident = threading.get_ident()
+            ident = outcome["ident"] = threading.get_ident()
             slot.workers.add(ident)
             try:
                 value = fn(*args)
@@ -741,19 +817,55 @@ class Host:
         t0 = time.perf_counter()
         threading.Thread(target=run, name=f"plugbay {slot.id} {step}", daemon=True).start()
         if not done.wait(limit):
-            raise LoadTimeout(slot.id, step, limit)
+            stack = _stack_of(outcome.get("ident"), step, limit)
+            raise _detailed(LoadTimeout(slot.id, step, limit), stack)
         if record:
-            slot.timings_ms[step] = slot.timings_ms.get(step, 0.0) + (time.perf_counter() - t0) * 1e3
+            slot.timings_ms[step] = (
+                slot.timings_ms.get(step, 0.0) + (time.perf_counter() - t0) * 1e3
+            )
         if "error" in outcome:
-            exc = outcome["error"]
-            error = LoadError(slot.id, step, _describe(exc))
-            error.detail = outcome["detail"]  # type: ignore[attr-defined]
-            raise error
+            raise _detailed(
+                LoadError(slot.id, step, _describe(outcome["error"])), outcome["detail"]
+            )
         return outcome.get("value")
+
+
+def _is_started(slot: _Slot) -> bool:
+    return slot.state is PluginState.STARTED
+
+
+def _unavailable(slot: _Slot) -> LoadError:
+    """The error for using a failed, blocked or disabled plugin: its own reason."""
+    if slot.error is not None:
+        error = LoadError(slot.id, slot.error.step, slot.error.reason)
+    else:
+        error = LoadError(slot.id, "load", f"it is {slot.state}: {slot.reason}")
+    return _detailed(error, slot.detail)
+
+
+def _detailed(error: LoadError, detail: str | None) -> LoadError:
+    """Attach the traceback (or a hung step's stack) that status().detail shows."""
+    error.detail = detail  # type: ignore[attr-defined]  # not (yet) a declared LoadError field
+    return error
+
+
+def _note(problems: list[Problem], problem: Problem | None) -> None:
+    """Add ``problem`` unless it is None or already there (a restart registers again)."""
+    if problem is not None and problem not in problems:
+        problems.append(problem)
 
 
 async def _awaited(value: Any) -> Any:
     return await value
+
+
+def _stack_of(ident: int | None, step: str, limit: float) -> str | None:
+    """Where a step's worker thread is now: shows what a timed-out step was stuck on."""
+    frame = sys._current_frames().get(ident) if ident is not None else None
+    if frame is None:
+        return None
+    stack = "".join(traceback.format_stack(frame))
+    return f"{step} was still running after {limit:g} s, at:\n{stack}"
 
 
 def _describe(exc: BaseException) -> str:
@@ -763,7 +875,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+_HEALTH_STATUSES = ("ok", "degraded", "failed")
+
+
 def _health_from(value: Any, now: float) -> Health:
+    """A plugin's ``health()`` answer as a Health.
+
+    True or None is ok, False failed; a string is a status (``ok``, ``degraded``,
+    ``failed``) or else a degraded message; a mapping gives ``status`` and ``message``.
+    """
     if isinstance(value, Health):
         return value
     if value is None or value is True:
@@ -771,10 +891,12 @@ def _health_from(value: Any, now: float) -> Health:
     if value is False:
         return Health("failed", "health() returned False", now)
     if isinstance(value, str):
-        return Health("degraded", value, now)
+        return (
+            Health(value, "", now) if value in _HEALTH_STATUSES else Health("degraded", value, now)
+        )
     if isinstance(value, Mapping):
         status = str(value.get("status", "ok"))
-        if status not in ("ok", "degraded", "failed"):
+        if status not in _HEALTH_STATUSES:
             return Health("degraded", f"health() returned unknown status {status!r}", now)
         return Health(status, str(value.get("message", "")), now)
     return Health("degraded", f"health() returned {type(value).__name__}", now)
@@ -789,5 +911,3 @@ def _members(kind: type) -> list[str]:
         names.update(n for n in vars(base) if not n.startswith("_"))
         names.update(n for n in getattr(base, "__annotations__", {}) if not n.startswith("_"))
     return sorted(names)
-
-

@@ -93,11 +93,11 @@ class Registry:
 
     def remove_plugin(self, plugin_id: str) -> list[Handle]:
         """Remove every contribution of one plugin; returns what was removed."""
-        removed = []
+        removed: list[Handle] = []
         with self._lock:
             for names in self._by_name.values():
                 for name in list(names):
-                    kept = []
+                    kept: list[Handle] = []
                     for h in names[name]:
                         (removed if h.plugin_id == plugin_id else kept).append(h)
                     if kept:
@@ -115,11 +115,13 @@ class Registry:
                 for h in names.get(bare, ()):
                     if h.plugin_id == plugin_id:
                         return h
+                # Suggest qualified names for a qualified name: the typo may be in either part.
+                known = [h.qualified_name for handles in names.values() for h in handles]
             else:
                 handles = names.get(name)
                 if handles:
                     return handles[0]
-            known = list(names)
+                known = list(names)
         raise ContributionNotFound(kind, name, known)
 
     def get(self, kind: str, name: str) -> Any:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_plugin
 
+from conftest import write_plugin
 from plugbay import LoadError, PluginRecord, load_manifest
 from plugbay.runtimes.python import PythonRuntime
 
@@ -147,7 +147,7 @@ def test_absolute_imports_of_the_plugins_own_packages_resolve_to_its_copy(
     mod = runtime.import_entry(record, "mod")
     assert mod.FORMS == ["own", "own", "own", "own", "helper"]
     assert mod.KIND == "namespace package"
-    assert mod.WHERE == str(folder / "common" / "deep" / "leaf.py")
+    assert str(folder / "common" / "deep" / "leaf.py") == mod.WHERE
     leaf, helper = mod.lazily()
     assert leaf.__file__ == str(folder / "common" / "deep" / "leaf.py")
     assert helper.__file__ == str(folder / "helper.py")

@@ -142,8 +142,7 @@ class PythonRuntime:
                     raise  # something the plugin's code imports, not its own module
                 own = exc.name[len(prefix) + 1 :]
                 raise ModuleNotFoundError(
-                    f"No module named {own!r} in the plugin folder {record.path}"
-                    f" (entry {entry!r})",
+                    f"No module named {own!r} in the plugin folder {record.path} (entry {entry!r})",
                     name=own,
                 ) from None
         for part in attr.split(".") if attr else ():

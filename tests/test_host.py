@@ -509,15 +509,15 @@ def test_lifecycle_events(make_host: Any, plugins_dir: Path) -> None:
         ("plugin_failed", "b.bad"),
         ("host_start", None),
         ("plugin_loaded", "c.lazy"),
+        ("host_stop", None),  # sent before the plugins stop, so they can still act on it
         ("plugin_unloaded", "c.lazy"),
         ("plugin_unloaded", "a.eager"),
-        ("host_stop", None),
     ]
     failed = events[1]
     assert failed.state is PluginState.FAILED
     assert failed.reason == "start failed: ValueError: x"
     assert events[0].state is PluginState.STARTED
-    assert events[-2].state is PluginState.STOPPED
+    assert events[-1].state is PluginState.STOPPED
 
 
 # ---------------------------------------------------------------- kinds

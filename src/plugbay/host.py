@@ -27,6 +27,7 @@ from .discovery import Catalog, DiscoveryReporter, PluginRecord, Problem, Search
 from .errors import ContributionNotFound, LoadError, LoadTimeout, PlanError, RegistryError
 from .manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_from_mapping
 from .plan import LoadPlan, plan
+from .hooks import HookImpl, Hooks, HookSpecError
 from .registry import Handle, Registry
 
 __all__ = ["Health", "Host", "LifecycleEvent", "PluginState", "PluginStatus", "home_for"]
@@ -162,6 +163,7 @@ class Host:
         self.stop_timeout = stop_timeout
         self.health_timeout = health_timeout
         self.registry = Registry()
+        self.hooks = Hooks()
         self.shared: dict[str, Any] = {}
         self._extra_paths = [Path(p) for p in paths]
         self._code_config = {k: dict(v) for k, v in (config or {}).items()}
@@ -302,9 +304,9 @@ class Host:
             registration = list(self._problems)
         else:
             registration = []
-            scratch = Registry()
+            scratch, scratch_hooks = Registry(), Hooks(self.hooks.specs())
             for planned in self.load_plan.order:
-                self._register_declared(planned.record, scratch, registration)
+                self._register_declared(planned.record, scratch, registration, scratch_hooks)
         return [*self.catalog.problems, *self.load_plan.problems, *registration]
 
     # ------------------------------------------------------------ lifecycle
@@ -374,6 +376,7 @@ class Host:
             if not self._started:
                 return
             order = [p.id for p in self.load_plan.order]
+        self._emit(LifecycleEvent("host_stop"))
         for plugin_id in reversed(order):
             self._stop_one(plugin_id, PluginState.STOPPED)
         with self._lock:
@@ -381,7 +384,6 @@ class Host:
                 self._runtime.close()
                 self._runtime = None
             self._started = False
-        self._emit(LifecycleEvent("host_stop"))
 
     def restart(self, plugin_id: str) -> PluginState:
         """Stop a plugin (and the started plugins that depend on it), then start them again.
@@ -482,11 +484,84 @@ class Host:
         return self.catalog.preferred(plugin_id)
 
     def _emit(self, event: LifecycleEvent) -> None:
+        """Tell listeners (``host.on``) and the plugins subscribed to the lifecycle hook."""
+        self._fire_hook(event)
         for listener in list(self._listeners):
             try:
                 listener(event)
             except Exception:  # noqa: BLE001 - a faulty listener must not break the lifecycle
                 _log.exception("lifecycle listener failed on %s", event.name)
+
+    def _fire_hook(self, event: LifecycleEvent) -> None:
+        name, pid = event.name, event.plugin_id
+        if name in ("host_start", "host_stop"):
+            outcome = self.hooks.get(name)(host=self)
+        elif name == "plugin_loaded":
+            slot = self._slots.get(pid or "")
+            version = slot.record.version if slot and slot.record else None
+            outcome = self.hooks.plugin_loaded(plugin_id=pid, version=version)
+        elif name == "plugin_failed":
+            outcome = self.hooks.plugin_failed(plugin_id=pid, reason=event.reason)
+        elif name == "plugin_unloaded":
+            outcome = self.hooks.plugin_unloaded(plugin_id=pid)
+        else:
+            return
+        for error in outcome.errors:
+            _log.warning("%s", error, extra={"plugin_id": error.plugin_id})
+
+    def _bind_hooks(self, slot: _Slot, obj: Any) -> None:
+        """Import this plugin's hook implementations and check them against their specs.
+
+        Runs while the plugin loads, so a wrong signature fails the plugin now rather
+        than at the hook's first call. A hook entry without ``entry`` is the plugin
+        object's method of the same name.
+        """
+        record = slot.record
+        assert record is not None
+        declared = {c.name: c for c in record.manifest.contributes.get("hook", ())}
+        for impl in self.hooks.implementations_of(slot.id):
+            if impl.function is not None:
+                continue
+            entry = declared[impl.hook].entry if impl.hook in declared else None
+            if entry is not None:
+                fn = self._call(
+                    slot, f"import hook {impl.hook}", self._runtime.import_entry, record, entry
+                )
+            else:
+                fn = getattr(obj, impl.hook, None)
+                if fn is None:
+                    raise LoadError(
+                        slot.id,
+                        "register",
+                        f"hook {impl.hook} has no entry in the manifest and the plugin object "
+                        f"has no method {impl.hook}",
+                    )
+            if impl.wrapper and not _is_generator_function(fn):
+                raise LoadError(
+                    slot.id,
+                    "register",
+                    f"hook {impl.hook} is declared wrapper = true, but {entry or impl.hook} is not "
+                    "a generator function (a wrapper yields once, where the other "
+                    "implementations run)",
+                )
+            impl.function = fn
+            try:
+                self.hooks.check(impl)
+            except HookSpecError as exc:
+                impl.function = None
+                raise LoadError(slot.id, "register", str(exc)) from None
+
+    def _hook_resolver(self, plugin_id: str, hook: str) -> Callable[[], Callable[..., Any]]:
+        """What a hook call uses to load a lazy plugin that implements ``hook``."""
+
+        def resolve() -> Callable[..., Any]:
+            self._ensure_started(plugin_id)
+            for impl in self.hooks.implementations_of(plugin_id):
+                if impl.hook == hook and impl.function is not None:
+                    return impl.function
+            raise LoadError(plugin_id, "register", f"its implementation of {hook} is not loaded")
+
+        return resolve
 
     def _is_eager(self, plugin_id: str) -> bool:
         record = self._slot(plugin_id).record
@@ -500,10 +575,16 @@ class Host:
         record: PluginRecord,
         registry: Registry | None = None,
         problems: list[Problem] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
-        """Add lazy handles for the contributions ``record`` declares (imports nothing)."""
+        """Add lazy handles for the contributions ``record`` declares (imports nothing).
+
+        Hook implementations go to the hooks, not the registry: many plugins implement one
+        hook, and that is no conflict.
+        """
         registry = self.registry if registry is None else registry
         problems = self._problems if problems is None else problems
+        hooks = self.hooks if hooks is None else hooks
         for kind, entries in record.manifest.contributes.items():
             if not self._kind_allowed(kind):
                 known = ", ".join(sorted({*(self.kinds or {}), *BUILTIN_KINDS}))
@@ -519,6 +600,20 @@ class Host:
                 )
                 continue
             for c in entries:
+                if kind == "hook":
+                    impl = HookImpl(
+                        c.name,
+                        record.id,
+                        priority=c.priority,
+                        before=c.before,
+                        after=c.after,
+                        wrapper=c.wrapper,
+                        resolve=self._hook_resolver(record.id, c.name),
+                    )
+                    unknown = hooks.add(impl)
+                    if self.kinds is not None:  # a host that declared its surface
+                        _note(problems, unknown)
+                    continue
                 handle = Handle(
                     kind,
                     c.name,
@@ -554,6 +649,13 @@ class Host:
                 f" (known: {known})"
             )
         assert slot.record is not None
+        if kind == "hook":
+            impl = HookImpl(name, slot.id, function=obj)
+            try:
+                _note(self._problems, self.hooks.add(impl))
+            except HookSpecError as exc:
+                raise RegistryError(str(exc)) from None
+            return
         try:
             existing = self.registry.handle(kind, f"{slot.id}:{name}")
         except ContributionNotFound:
@@ -628,6 +730,10 @@ class Host:
             return
         if threading.get_ident() in slot.workers:
             return  # called from the plugin's own lifecycle step: it is loading right now
+        # Events are sent after the plugin's lock is released: a subscriber may be a lazy
+        # plugin that loads now, and must not wait on a lock this thread holds.
+        events: list[LifecycleEvent] = []
+        failure: LoadError | None = None
         with slot.lock:
             if _is_started(slot):
                 return
@@ -640,12 +746,16 @@ class Host:
                     self._block(slot, dep)
                     raise _unavailable(slot) from None
             try:
-                self._load(slot)
+                self._load(slot, events)
             except LoadError as exc:
-                self._fail(slot, exc)
-                raise
+                self._fail(slot, exc, events)
+                failure = exc
+        for event in events:
+            self._emit(event)
+        if failure is not None:
+            raise failure
 
-    def _load(self, slot: _Slot) -> None:
+    def _load(self, slot: _Slot, events: list[LifecycleEvent]) -> None:
         record = slot.record
         assert record is not None
         p = record.manifest.plugin
@@ -665,9 +775,10 @@ class Host:
         slot.obj = obj
         self._set(slot, PluginState.LOADED)
         if obj is None:
+            self._bind_hooks(slot, obj)
             self._set(slot, PluginState.INITIALIZED)
             self._set(slot, PluginState.STARTED)
-            self._emit(LifecycleEvent("plugin_loaded", slot.id, slot.state))
+            events.append(LifecycleEvent("plugin_loaded", slot.id, slot.state))
             return
         register = getattr(obj, "register", None)
         if register is not None:
@@ -677,6 +788,7 @@ class Host:
                 self._add_runtime(slot, generation, kind, name, o, summary=summary, help=help_)
 
             self._call(slot, "register", register, PluginApi(slot.id, self.info, add))
+        self._bind_hooks(slot, obj)
         init = getattr(obj, "init", None)
         if init is not None:
             self._call(slot, "init", init, self._context(slot))
@@ -686,7 +798,7 @@ class Host:
             self._call(slot, "start", start)
         self._set(slot, PluginState.STARTED)
         _log.info("plugin started", extra={"plugin_id": slot.id})
-        self._emit(LifecycleEvent("plugin_loaded", slot.id, slot.state))
+        events.append(LifecycleEvent("plugin_loaded", slot.id, slot.state))
 
     def _context(self, slot: _Slot) -> PluginContext:
         assert slot.record is not None
@@ -702,17 +814,18 @@ class Host:
             self.shared,
         )
 
-    def _fail(self, slot: _Slot, exc: LoadError) -> None:
+    def _fail(self, slot: _Slot, exc: LoadError, events: list[LifecycleEvent]) -> None:
         slot.detail = getattr(exc, "detail", None)
         slot.error = exc
         slot.generation += 1
         self._set(slot, PluginState.FAILED, f"{exc.step} failed: {exc.reason}")
         _log.warning("plugin failed: %s", slot.reason, extra={"plugin_id": slot.id})
         self.registry.remove_plugin(slot.id)
+        self.hooks.remove_plugin(slot.id)
         if slot.record is not None and self._runtime is not None:
             self._runtime.unload(slot.record)
         self._block_dependents(slot.id)
-        self._emit(LifecycleEvent("plugin_failed", slot.id, slot.state, slot.reason))
+        events.append(LifecycleEvent("plugin_failed", slot.id, slot.state, slot.reason))
 
     def _block(self, slot: _Slot, dep: str) -> None:
         """Mark ``slot`` blocked because its dependency ``dep`` cannot load."""
@@ -720,6 +833,7 @@ class Host:
         which = "failed" if dep_slot.state is PluginState.FAILED else f"is {dep_slot.state}"
         self._set(slot, PluginState.BLOCKED, f"needs {dep}, which {which}: {dep_slot.reason}")
         self.registry.remove_plugin(slot.id)
+        self.hooks.remove_plugin(slot.id)
 
     def _block_dependents(self, plugin_id: str) -> None:
         blocked = {plugin_id}
@@ -770,6 +884,7 @@ class Host:
             slot.obj = None
             slot.generation += 1
             self.registry.remove_plugin(plugin_id)
+            self.hooks.remove_plugin(plugin_id)
             if slot.record is not None and self._runtime is not None:
                 self._runtime.unload(slot.record)
             self._set(slot, after)
@@ -828,6 +943,11 @@ class Host:
                 LoadError(slot.id, step, _describe(outcome["error"])), outcome["detail"]
             )
         return outcome.get("value")
+
+
+def _is_generator_function(fn: Any) -> bool:
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    return code is not None and bool(code.co_flags & 0x20)  # CO_GENERATOR
 
 
 def _is_started(slot: _Slot) -> bool:

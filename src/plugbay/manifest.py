@@ -383,10 +383,10 @@ def _allowed_literals(path: str) -> str:
 
 
 def _value_at(raw: object, path: str) -> Any:
-    node = raw
+    node: Any = raw
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
         try:
-            node = node[int(part[1:-1])] if part.startswith("[") else node[part]  # type: ignore[index]
+            node = node[int(part[1:-1])] if part.startswith("[") else node[part]
         except (KeyError, IndexError, TypeError):
             return None
     return node

@@ -1,4 +1,4 @@
-"""The host's ``config.toml`` in its home (DESIGN §3).
+"""Configuration: the host's ``config.toml`` (DESIGN §3), and each plugin's validated config.
 
 ```toml
 paths = ["~/work/plugins"]        # extra search paths, after project (relative: to the home)
@@ -15,8 +15,9 @@ greeting = "hi"
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,17 @@ import msgspec
 
 from .errors import ConfigError
 
-__all__ = ["HostConfig", "Policy", "load_host_config"]
+__all__ = [
+    "HostConfig",
+    "PluginConfig",
+    "Policy",
+    "Secret",
+    "load_host_config",
+    "redacted",
+    "scrub",
+    "secret_paths",
+    "validate_plugin_config",
+]
 
 
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
@@ -145,3 +156,212 @@ def _value_at(raw: Mapping[str, Any], field: str) -> Any:
 
 # msgspec names JSON types; config.toml is TOML.
 _TYPE_NAMES = {"object": "table", "array": "list", "str": "string", "int": "integer"}
+
+
+# ---------------------------------------------------------------- plugin config
+
+
+class Secret:
+    """A secret config value: hidden from reprs, str(), logs and JSON; ``reveal()`` gives it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def reveal(self) -> Any:
+        """The secret value itself. Pass it on; never print or log it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+class PluginConfig(Mapping[str, Any]):
+    """A plugin's validated config: read-only; secret fields are :class:`Secret` values."""
+
+    def __init__(self, values: Mapping[str, Any], secret_paths: frozenset[tuple[str, ...]]) -> None:
+        self._values = _wrap_secrets(dict(values), secret_paths, ())
+        self.secret_paths = secret_paths
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"PluginConfig({redacted(self._values)!r})"
+
+    def redacted(self) -> dict[str, Any]:
+        """A plain copy with every secret replaced by ``"***"`` (for display)."""
+        return {k: redacted(v) for k, v in self._values.items()}
+
+    def secret_values(self) -> list[str]:
+        """The secret values as text, for log redaction."""
+        out: list[str] = []
+        _collect_secrets(self._values, out)
+        return out
+
+
+SECRET_MASK = "***"
+
+
+def redacted(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return SECRET_MASK
+    if isinstance(value, Mapping):
+        return {k: redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted(v) for v in value]
+    return value
+
+
+def _collect_secrets(value: Any, out: list[str]) -> None:
+    if isinstance(value, Secret):
+        inner = value.reveal()
+        if isinstance(inner, str | int | float) and str(inner):
+            out.append(str(inner))
+        else:
+            _collect_secrets(inner, out)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            _collect_secrets(v, out)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _collect_secrets(v, out)
+
+
+def _wrap_secrets(values: Any, paths: frozenset[tuple[str, ...]], here: tuple[str, ...]) -> Any:
+    if here in paths:
+        return Secret(values)
+    if isinstance(values, dict):
+        return {k: _wrap_secrets(v, paths, (*here, k)) for k, v in values.items()}
+    return values
+
+
+def secret_paths(
+    schema: Mapping[str, Any], here: tuple[str, ...] = ()
+) -> frozenset[tuple[str, ...]]:
+    """Paths of the fields a JSON Schema marks ``writeOnly: true`` or ``x-secret: true``."""
+    found: set[tuple[str, ...]] = set()
+    if here and (schema.get("writeOnly") is True or schema.get("x-secret") is True):
+        found.add(here)
+        return frozenset(found)
+    props = schema.get("properties")
+    if isinstance(props, Mapping):
+        for name, sub in props.items():
+            if isinstance(sub, Mapping):
+                found |= secret_paths(sub, (*here, name))
+    return frozenset(found)
+
+
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def resolve_env(value: Any, env: Mapping[str, str], source: str, path: tuple[str, ...] = ()) -> Any:
+    """Replace ``${env:NAME}`` in strings with the environment variable's value."""
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(
+                    source,
+                    ".".join(path),
+                    f"refers to ${{env:{name}}}, but {name} is not set; "
+                    "set it or change the config",
+                )
+            return env[name]
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: resolve_env(v, env, source, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_env(v, env, source, (*path, str(i))) for i, v in enumerate(value)]
+    return value
+
+
+def apply_defaults(schema: Mapping[str, Any], values: Any) -> Any:
+    """Fill in ``default`` values of object properties that are missing, recursively."""
+    if not isinstance(values, dict):
+        return values
+    props = schema.get("properties")
+    if not isinstance(props, Mapping):
+        return values
+    out = dict(values)
+    for name, sub in props.items():
+        if not isinstance(sub, Mapping):
+            continue
+        if name not in out and "default" in sub:
+            out[name] = copy.deepcopy(sub["default"])
+        if name in out:
+            out[name] = apply_defaults(sub, out[name])
+    return out
+
+
+def validate_plugin_config(
+    plugin_id: str,
+    schema: Mapping[str, Any] | None,
+    values: Mapping[str, Any],
+    env: Mapping[str, str],
+) -> PluginConfig:
+    """Resolve ``${env:…}``, apply defaults and validate ``values`` against ``schema``.
+
+    Raises ConfigError naming the field path and what was expected; secret values never
+    appear in the message.
+    """
+    source = f"config of {plugin_id}"
+    resolved = resolve_env(dict(values), env, source)
+    if schema is None:
+        return PluginConfig(resolved, frozenset())
+    import jsonschema
+
+    schema = dict(schema)
+    cls = jsonschema.validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "(top)"
+        raise ConfigError(
+            f"config schema of {plugin_id}", where, f"is not a valid JSON Schema: {exc.message}"
+        ) from None
+    secrets = secret_paths(schema)
+    filled = apply_defaults(schema, resolved)
+    errors = sorted(
+        cls(schema).iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    if errors:
+        first = errors[0]
+        path = tuple(str(p) for p in first.absolute_path)
+        field = ".".join(path) or "(top)"
+        config = PluginConfig(filled, secrets)
+        if any(path[: len(s)] == s for s in secrets):
+            message = (
+                f"the secret value does not satisfy {first.validator!r}"
+                f" ({first.validator!r}: {first.validator_value!r}); the value is not shown"
+            )
+        else:
+            message = scrub(first.message, config.secret_values())
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(source, field, message + more)
+    return PluginConfig(filled, secrets)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value (and its repr) replaced by ``***``."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            text = text.replace(repr(secret), repr(SECRET_MASK)).replace(secret, SECRET_MASK)
+    return text

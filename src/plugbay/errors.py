@@ -11,8 +11,12 @@ that says what went wrong and what to do about it.
     ├── PlanError               a plugin is not part of the load plan (disabled, blocked, unknown)
     ├── LoadError               importing, registering, initialising or starting a plugin failed
     │   └── LoadTimeout         a lifecycle step did not finish within its timeout
-    └── RegistryError           no contribution by that kind and name, or a bad registration
-        └── ContributionNotFound
+    ├── RegistryError           no contribution by that kind and name, or a bad registration
+    │   └── ContributionNotFound
+    ├── CommandError            a plugin command refused: name, arguments or authorisation
+    ├── HookSpecError           a hook declared or called wrongly, or an implementation that
+    │                           does not fit its spec
+    └── HookCallError           a hook implementation raised or timed out
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ class ManifestError(PluginError):
     """A manifest file that cannot be read, parsed or validated.
 
     ``file`` is the manifest path, ``field`` the dotted path of the offending field ("" for
-    the whole document), ``value`` the offending value (or None), and ``expected`` says
-    what would have been accepted.
+    the whole document), ``value`` the offending value (or None), and ``problem`` says
+    what is wrong and what would have been accepted.
     """
 
     def __init__(self, file: str, field: str, problem: str, value: object = None) -> None:
@@ -120,3 +124,31 @@ class ContributionNotFound(RegistryError, LookupError):
         hint = f'; did you mean "{close[0]}"?' if close else ""
         listing = "plugbay list" if not known else f"one of: {', '.join(sorted(known)[:10])}"
         super().__init__(f"no {kind} named {name!r} is registered{hint} (known: {listing})")
+
+
+class CommandError(PluginError):
+    """A plugin command was refused (its name, an argument, or authorisation)."""
+
+    def __init__(self, command: str, reason: str) -> None:
+        self.command = command
+        self.reason = reason
+        super().__init__(f"{command}: {reason}")
+
+
+class HookSpecError(PluginError):
+    """A hook declaration, or an implementation that does not fit its spec."""
+
+
+class HookCallError(PluginError):
+    """An implementation raised (or timed out); names the hook and the plugin.
+
+    The original exception is ``__cause__`` and :attr:`error`.
+    """
+
+    def __init__(self, hook: str, plugin_id: str, error: BaseException) -> None:
+        self.hook = hook
+        self.plugin_id = plugin_id
+        self.error = error
+        text = str(error)
+        what = f"{type(error).__name__}: {text}" if text else type(error).__name__
+        super().__init__(f"hook {hook}: the implementation from {plugin_id} raised {what}")

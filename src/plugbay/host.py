@@ -15,19 +15,28 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any
 
-from .config import HostConfig, load_host_config
+from .commands import ActivityLock, Authorizer, CommandInfo, refusals, sanitize_args
+from .config import HostConfig, PluginConfig, load_host_config, scrub, validate_plugin_config
 from .context import HostInfo, PluginApi, PluginContext
 from .discovery import Catalog, DiscoveryReporter, PluginRecord, Problem, SearchPath, discover
-from .errors import ContributionNotFound, LoadError, LoadTimeout, PlanError, RegistryError
+from .errors import (
+    CommandError,
+    ConfigError,
+    ContributionNotFound,
+    LoadError,
+    LoadTimeout,
+    PlanError,
+    RegistryError,
+)
+from .hooks import HookImpl, Hooks, HookSpecError
 from .manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_from_mapping
 from .plan import LoadPlan, plan
-from .hooks import HookImpl, Hooks, HookSpecError
 from .registry import Handle, Registry
 
 __all__ = ["Health", "Host", "LifecycleEvent", "PluginState", "PluginStatus", "home_for"]
@@ -105,6 +114,7 @@ class _Slot:
     lock: threading.RLock = field(default_factory=threading.RLock)
     workers: set[int] = field(default_factory=set)
     error: LoadError | None = None  # why it failed, when it did
+    config: PluginConfig | None = None  # validated at load
     # Bumped whenever the plugin is unloaded, so that a step abandoned after its timeout
     # cannot add contributions to a later (or failed) load of the plugin.
     generation: int = 0
@@ -154,6 +164,7 @@ class Host:
         project_path: str | os.PathLike[str] | None = None,
         cache: bool = True,
         reporter: DiscoveryReporter | None = None,
+        authorize: Authorizer | None = None,
     ) -> None:
         self.app = app
         self.api_version = api_version
@@ -164,6 +175,8 @@ class Host:
         self.health_timeout = health_timeout
         self.registry = Registry()
         self.hooks = Hooks()
+        self.authorize = authorize
+        self._activity = ActivityLock()
         self.shared: dict[str, Any] = {}
         self._extra_paths = [Path(p) for p in paths]
         self._code_config = {k: dict(v) for k, v in (config or {}).items()}
@@ -409,6 +422,75 @@ class Host:
             except LoadError:
                 continue  # recorded in its slot
         return slot.state
+
+    def commands(
+        self, reserved: Iterable[str] = ()
+    ) -> tuple[dict[str, CommandInfo], list[Problem]]:
+        """Plugin commands by name, from manifests (nothing imported), and the refused ones.
+
+        ``reserved`` are the host CLI's own command names; they, plugbay's reserved names
+        and names another plugin already took are refused, each with a problem saying why.
+        """
+        declared = []
+        for planned in self.load_plan.order:
+            record = planned.record
+            for c in record.manifest.contributes.get("command", ()):
+                info = CommandInfo(c.name, record.id, c.summary, c.requires_auth, c.help)
+                declared.append(((-record.precedence, record.id), info))
+        declared.sort(key=lambda pair: pair[0])
+        usable, refused = refusals((info for _, info in declared), reserved)
+        problems = [
+            Problem("warning", "command.refused", reason, plugin_id=plugin_id)
+            for (plugin_id, _), reason in sorted(refused.items())
+        ]
+        return usable, problems
+
+    def run_command(self, name: str, args: Sequence[str], *, reserved: Iterable[str] = ()) -> int:
+        """Run a plugin command with sanitised ``args``; returns its exit code.
+
+        Plugins are not stopped, restarted or reloaded while a command runs.
+        """
+        usable, problems = self.commands(reserved)
+        info = usable.get(name)
+        if info is None:
+            why = next((p.message for p in problems if f"command {name!r} " in p.message), None)
+            if why is not None:
+                raise CommandError(name, why)
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, list(usable), n=1)
+            hint = f'; did you mean "{close[0]}"?' if close else ""
+            raise CommandError(name, f"no plugin provides a command named {name!r}{hint}")
+        clean = sanitize_args(name, args)
+        if info.requires_auth:
+            self._authorize(info, clean)
+        with self._activity.running():
+            fn = self.get("command", f"{info.plugin_id}:{name}")
+            try:
+                result = fn(clean)
+            except Exception as exc:
+                error = CommandError(name, f"failed in {info.plugin_id}: {_describe(exc)}")
+                error.detail = traceback.format_exc()  # type: ignore[attr-defined]
+                raise error from exc
+        if result is None or result is True:
+            return 0
+        return result if isinstance(result, int) else 1
+
+    def _authorize(self, info: CommandInfo, args: list[str]) -> None:
+        if self.authorize is None:
+            raise CommandError(
+                info.name,
+                f"requires authorisation ({info.plugin_id} declares requires-auth = true), and "
+                "this host has no authoriser; hosts pass Host(authorize=...)",
+            )
+        try:
+            allowed = self.authorize(info.name, info.plugin_id, args)
+        except Exception as exc:  # the host's own callback failing is a refusal, said plainly
+            raise CommandError(
+                info.name, f"the host's authoriser failed: {_describe(exc)}"
+            ) from exc
+        if not allowed:
+            raise CommandError(info.name, "not authorised by the host")
 
     def health(self) -> dict[str, Health]:
         """Each plugin's health; started plugins are asked, within ``health_timeout``."""
@@ -767,6 +849,10 @@ class Host:
                 + (f" with isolation {p.isolation!r}" if p.isolation != "none" else "")
                 + " is not available in this version of plugbay",
             )
+        try:
+            slot.config = self.plugin_config(slot.id)
+        except ConfigError as exc:
+            raise LoadError(slot.id, "config", f"{exc.field}: {exc.problem}") from None
         obj = self._builtin_objects.get(slot.id)
         if obj is None and p.entry is not None:
             obj = self._call(slot, "import", self._runtime.import_entry, record, p.entry)
@@ -802,17 +888,73 @@ class Host:
 
     def _context(self, slot: _Slot) -> PluginContext:
         assert slot.record is not None
-        values = {**self.config.plugins.get(slot.id, {}), **self._code_config.get(slot.id, {})}
-        logger = logging.LoggerAdapter(_log.getChild(slot.id), {"plugin_id": slot.id})
+        assert slot.config is not None
+        logger = _RedactingLogger(_log.getChild(slot.id), {"plugin_id": slot.id}, self)
         return PluginContext(
             slot.id,
             slot.record.version,
             Path(slot.record.path),
-            MappingProxyType(values),
+            slot.config,
             self.info,
             logger,
             self.shared,
         )
+
+    def plugin_config(
+        self, plugin_id: str, values: Mapping[str, Any] | None = None
+    ) -> PluginConfig:
+        """The validated config of one plugin (without loading it).
+
+        ``values`` defaults to what ``config.toml`` and the ``config=`` argument give.
+        Raises ConfigError (secret values never shown) if it does not fit the schema.
+        """
+        record = self._record_for(plugin_id)
+        if values is None:
+            values = {
+                **self.config.plugins.get(plugin_id, {}),
+                **self._code_config.get(plugin_id, {}),
+            }
+        schema = _config_schema(record)
+        return validate_plugin_config(plugin_id, schema, values, os.environ)
+
+    def reconfigure(self, config: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace the in-code config of some plugins, validating all of it first.
+
+        If any plugin's new config is invalid, ConfigError is raised and nothing changes.
+        Started plugins get the new config through their ``reconfigure(config)`` method,
+        or are restarted when they have none.
+        """
+        checked = {pid: self.plugin_config(pid, values) for pid, values in config.items()}
+        for pid, values in config.items():
+            self._code_config[pid] = dict(values)
+        for pid, new in checked.items():
+            slot = self._slots.get(pid)
+            if slot is None or slot.state is not PluginState.STARTED:
+                continue
+            hook = getattr(slot.obj, "reconfigure", None)
+            if hook is None:
+                self.restart(pid)
+                continue
+            slot.config = new
+            self._call(slot, "reconfigure", hook, new)
+
+    def secret_values(self) -> list[str]:
+        """Secret config values of loaded plugins, so that output can be scrubbed of them."""
+        out: list[str] = []
+        for slot in list(self._slots.values()):
+            if slot.config is not None:
+                out.extend(slot.config.secret_values())
+        return out
+
+    def _record_for(self, plugin_id: str) -> PluginRecord:
+        slot = self._slots.get(plugin_id)
+        record = slot.record if slot is not None else None
+        if record is None:
+            planned = self.load_plan.get(plugin_id)
+            record = planned.record if planned else self.catalog.preferred(plugin_id)
+        if record is None:
+            raise PlanError(plugin_id, "no such plugin was discovered (run: plugbay list)")
+        return record
 
     def _fail(self, slot: _Slot, exc: LoadError, events: list[LifecycleEvent]) -> None:
         slot.detail = getattr(exc, "detail", None)
@@ -872,7 +1014,7 @@ class Host:
         slot = self._slots.get(plugin_id)
         if slot is None:
             return
-        with slot.lock:
+        with self._activity.changing(), slot.lock:
             if slot.state not in (PluginState.STARTED, PluginState.INITIALIZED, PluginState.LOADED):
                 return
             stop = getattr(slot.obj, "stop", None)
@@ -943,6 +1085,64 @@ class Host:
                 LoadError(slot.id, step, _describe(outcome["error"])), outcome["detail"]
             )
         return outcome.get("value")
+
+
+class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A plugin's ``ctx.logger``: tags records with the plugin id, scrubs secret values."""
+
+    def __init__(self, logger: logging.Logger, extra: Mapping[str, object], host: Host) -> None:
+        super().__init__(logger, extra)
+        self._host = host
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(kwargs.get("extra") or {}), **(self.extra or {})}
+        secrets = self._host.secret_values()
+        return (scrub(str(msg), secrets) if secrets else msg), kwargs
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        secrets = self._host.secret_values()
+        if secrets and args:
+            # Format now, so an argument holding a secret is scrubbed too.
+            try:
+                msg, args = str(msg) % args, ()
+            except (TypeError, ValueError):
+                msg, args = " ".join(str(a) for a in (msg, *args)), ()
+        super().log(level, msg, *args, **kwargs)
+
+
+def _config_schema(record: PluginRecord) -> dict[str, Any] | None:
+    """The plugin's config JSON Schema: inline, or a file in its folder (JSON, YAML, TOML)."""
+    schema = record.manifest.config.schema
+    if schema is None or isinstance(schema, dict):
+        return schema
+    folder = Path(record.path).resolve()
+    path = (folder / schema).resolve()
+    if folder not in path.parents:
+        raise ConfigError(
+            record.manifest_path, "config.schema", f"{schema!r} is outside the plugin folder"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot be read: {exc.strerror or exc}") from None
+    import msgspec
+
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            loaded = yaml.safe_load(data)
+        elif path.suffix == ".toml":
+            import tomllib
+
+            loaded = tomllib.loads(data.decode("utf-8"))
+        else:
+            loaded = msgspec.json.decode(data)
+    except Exception as exc:  # noqa: BLE001 - each format has its own error class
+        raise ConfigError(str(path), "", f"is not a valid schema file: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(str(path), "", "must hold a JSON Schema object")
+    return loaded
 
 
 def _is_generator_function(fn: Any) -> bool:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .app import command_group, main, mount
+from .app import add_plugin_commands, command_group, main, mount
 
-__all__ = ["command_group", "main", "mount"]
+__all__ = ["add_plugin_commands", "command_group", "main", "mount"]

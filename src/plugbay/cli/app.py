@@ -18,7 +18,7 @@ import click
 if TYPE_CHECKING:
     from ..host import Host
 
-__all__ = ["Settings", "command_group", "main", "mount"]
+__all__ = ["Settings", "add_plugin_commands", "command_group", "main", "mount"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -277,6 +277,20 @@ def command_group(
 
         _run(ctx, lambda s: commands.load(s, plugin_id))
 
+    @group.command(
+        "run",
+        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    )
+    @click.argument("command")
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    @options
+    @click.pass_context
+    def run(ctx: click.Context, command: str, args: tuple[str, ...]) -> None:
+        """Run a command a plugin contributes, with ARGS passed on to it."""
+        from . import commands
+
+        _run(ctx, lambda s: commands.run_plugin_command(s, command, list(args)))
+
     @group.command("status")
     @options
     @click.pass_context
@@ -296,11 +310,95 @@ def mount(
     name: str = "plugins",
     api_version: str | None = None,
     host_factory: Callable[[Settings], Host] | None = None,
+    plugin_commands: bool = True,
 ) -> click.Group:
-    """Add the plugbay commands to a host's own click group, as ``<parent> <name> …``."""
+    """Add the plugbay commands to a host's own click group, as ``<parent> <name> …``.
+
+    With ``plugin_commands``, the commands plugins contribute become subcommands of
+    ``parent`` too (see :func:`add_plugin_commands`).
+    """
     group = command_group(app, name=name, api_version=api_version, host_factory=host_factory)
     parent.add_command(group, name)
+    if plugin_commands:
+        add_plugin_commands(parent, app, api_version=api_version, host_factory=host_factory)
     return group
+
+
+def add_plugin_commands(
+    parent: click.Group,
+    app: str,
+    *,
+    api_version: str | None = None,
+    host_factory: Callable[[Settings], Host] | None = None,
+) -> None:
+    """Make the commands plugins contribute subcommands of ``parent``.
+
+    They are listed and helped from the manifests (no plugin code is imported until one
+    runs). A name ``parent`` already has, or that is reserved, or that another plugin took
+    first, is refused (``plugbay doctor`` says why). Arguments reach the plugin sanitised;
+    ``requires-auth`` commands need the host's authoriser (``Host(authorize=...)``, made
+    by ``host_factory``).
+    """
+    defaults = Settings(app=app, api_version=api_version, host_factory=host_factory, mounted=True)
+    own_get, own_list = parent.get_command, parent.list_commands
+    cache: dict[str, Any] = {}
+
+    def plugin_commands(ctx: click.Context) -> tuple[Host, dict[str, Any]]:
+        if "host" not in cache:
+            settings = ctx.find_object(Settings) or Settings(**vars(defaults))
+            host = settings.make_host()
+            usable, _ = host.commands(reserved=own_list(ctx))
+            cache["host"], cache["usable"] = host, usable
+        return cache["host"], cache["usable"]
+
+    def list_commands(ctx: click.Context) -> list[str]:
+        return sorted({*own_list(ctx), *plugin_commands(ctx)[1]})
+
+    def get_command(ctx: click.Context, name: str) -> click.Command | None:
+        command = own_get(ctx, name)
+        if command is not None:
+            return command
+        host, usable = plugin_commands(ctx)
+        info = usable.get(name)
+        if info is None:
+            return None
+        return _plugin_command(host, info, reserved=own_list(ctx))
+
+    # Instance attributes: only this group changes, whatever class the host gave it.
+    parent.list_commands = list_commands  # type: ignore[method-assign]
+    parent.get_command = get_command  # type: ignore[method-assign,assignment]
+
+
+def _plugin_command(host: Host, info: Any, reserved: list[str]) -> click.Command:
+    def callback(args: tuple[str, ...], show_help: bool) -> None:
+        ctx = click.get_current_context()
+        if show_help:
+            from . import commands
+
+            commands.show_command_help(host, info)
+            ctx.exit(0)
+        from ..errors import PluginError
+        from . import render
+
+        try:
+            code = host.run_command(info.name, list(args), reserved=reserved)
+        except PluginError as exc:
+            render.error(_settings(ctx), exc)
+            ctx.exit(1)
+        ctx.exit(code)
+
+    return click.Command(
+        info.name,
+        callback=callback,
+        params=[
+            click.Option(["--help", "show_help"], is_flag=True, expose_value=True, hidden=True),
+            click.Argument(["args"], nargs=-1, type=click.UNPROCESSED),
+        ],
+        short_help=info.summary or f"(from {info.plugin_id})",
+        help=f"{info.summary}\n\nProvided by the plugin {info.plugin_id}.",
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -406,3 +406,18 @@ def _status_doc(s: PluginStatus, health: Any, verbose: int) -> dict[str, Any]:
         "health": {"status": health.status, "message": health.message} if health else None,
         **({"detail": s.detail} if verbose and s.detail else {}),
     }
+
+
+def run_plugin_command(settings: Settings, command: str, args: list[str]) -> int:
+    host = settings.make_host()
+    try:
+        return host.run_command(command, args)
+    finally:
+        host.stop()
+
+
+def show_command_help(host: Host, info: Any) -> None:
+    """A plugin command's help, from its help file or summary (the plugin is not imported)."""
+    planned = host.load_plan.get(info.plugin_id)
+    text = _read_help(planned.record, info.help or f"help/{info.name}.md") if planned else None
+    render.markdown(text or f"# {info.name}\n\n{info.summary}\n\nFrom the plugin {info.plugin_id}.")

@@ -10,12 +10,13 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import write_plugin
 
+from conftest import write_plugin
 from plugbay import Host
 from plugbay.discovery import Catalog, DiscoveryReporter, PluginRecord, SearchPath, discover
 from plugbay.manifest import manifest_from_mapping
@@ -53,13 +54,13 @@ class Remover(Recorder):
             shutil.rmtree(self.victim)
 
 
-def paths(*roots: Path, origin: str = "api") -> list[SearchPath]:
+def paths(*roots: Path) -> list[SearchPath]:
     """Search paths in the given order, lowest precedence first."""
-    return [SearchPath(origin, root, i + 1) for i, root in enumerate(roots)]
+    return [SearchPath("api", root, i + 1) for i, root in enumerate(roots)]
 
 
-def backdate(*roots: Path, seconds: float = 10.0) -> None:
-    """Set the mtime of every file and folder under ``roots`` to ``seconds`` ago.
+def backdate(*roots: Path, seconds: float = 10.0, recursive: bool = True) -> None:
+    """Set the mtime of ``roots`` (and, if ``recursive``, all they hold) to ``seconds`` ago.
 
     Discovery does not trust entries modified within 2 s of the scan (their mtime could
     still move without changing); backdating makes a test independent of that window.
@@ -68,7 +69,7 @@ def backdate(*roots: Path, seconds: float = 10.0) -> None:
     stamp = time.time() - seconds
     for root in roots:
         targets = [root]
-        if root.is_dir() and not root.is_symlink():
+        if recursive and root.is_dir() and not root.is_symlink():
             targets += list(root.rglob("*"))
         for target in targets:
             os.utime(target, (stamp, stamp), follow_symlinks=False)
@@ -93,7 +94,8 @@ def write_manifest(folder: Path, file_name: str, plugin_id: str, version: str = 
         plugin = {"namespace": namespace, "name": name, "version": version}
         text = json.dumps({"schema": 1, "plugin": plugin})
     else:
-        text = f'schema: 1\nplugin:\n  namespace: {namespace}\n  name: {name}\n  version: "{version}"\n'
+        text = f"schema: 1\nplugin:\n  namespace: {namespace}\n  name: {name}\n"
+        text += f'  version: "{version}"\n'
     path = folder / file_name
     path.write_text(text)
     return path
@@ -177,7 +179,12 @@ def test_both_layouts_side_by_side(plugins_dir: Path) -> None:
 
     catalog = discover(paths(plugins_dir))
 
-    assert sorted(keys(catalog)) == ["acme.hand@1.0.0", "acme.inst@0.1.0", "bare@0.2.0", "solo@1.0.0"]
+    assert sorted(keys(catalog)) == [
+        "acme.hand@1.0.0",
+        "acme.inst@0.1.0",
+        "bare@0.2.0",
+        "solo@1.0.0",
+    ]
     assert catalog.ids() == ["acme.hand", "acme.inst", "bare", "solo"]
     assert catalog.problems == ()
 
@@ -282,7 +289,9 @@ def test_higher_precedence_copy_shadows_lower_ones(tmp_path: Path) -> None:
 
 
 def test_search_paths_shadow_builtins(plugins_dir: Path) -> None:
-    manifest = manifest_from_mapping({"plugin": {"namespace": "acme", "name": "core", "version": "9.0.0"}})
+    manifest = manifest_from_mapping(
+        {"plugin": {"namespace": "acme", "name": "core", "version": "9.0.0"}}
+    )
     builtin = PluginRecord(manifest, "<code>", "<code>", "builtin", 0)
     write_plugin(plugins_dir, "acme.core", "1.0.0")
 
@@ -345,7 +354,7 @@ def test_app_home_variable_sets_the_user_path(
 
 
 def test_host_discovers_and_shadows_across_its_paths(
-    tmp_path: Path, home: Path, make_host: object
+    tmp_path: Path, home: Path, make_host: Callable[..., Host]
 ) -> None:
     system = tmp_path / "no-system"
     project = tmp_path / "no-project"
@@ -355,7 +364,7 @@ def test_host_discovers_and_shadows_across_its_paths(
     write_plugin(project, "acme.b", "1.1.0")
     api = tmp_path / "api"
     write_plugin(api, "acme.c")
-    host = make_host(api)  # type: ignore[operator]
+    host = make_host(api)
 
     catalog = host.discover()
 
@@ -412,12 +421,14 @@ def test_warm_run_keeps_problems(tree: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache.msgpack"
 
     first = discover(paths(tree), cache_path=cache)
+    written = cache.stat().st_mtime_ns
     warm = Recorder()
     second = discover(paths(tree), cache_path=cache, reporter=warm)
 
     assert warm.parsed == []
     assert codes(first) == ["manifest.invalid"]
     assert second == first
+    assert cache.stat().st_mtime_ns == written
 
 
 def test_changed_manifest_is_parsed_again(tree: Path, tmp_path: Path) -> None:
@@ -453,7 +464,9 @@ def test_changed_size_with_same_mtime_is_parsed_again(tree: Path, tmp_path: Path
 
 
 def test_recently_modified_manifest_is_not_trusted(plugins_dir: Path, tmp_path: Path) -> None:
-    write_plugin(plugins_dir, "acme.fresh")  # written just now: inside the racy window
+    write_plugin(plugins_dir, "acme.fresh")
+    # Dated a little ahead, so the scan sees it inside the racy window however slow it is.
+    backdate(plugins_dir, seconds=-60)
     cache = tmp_path / "cache.msgpack"
     discover(paths(plugins_dir), cache_path=cache)
     again = Recorder()
@@ -474,7 +487,8 @@ def test_new_and_removed_plugin_folders_are_noticed(tree: Path, tmp_path: Path) 
     discover(paths(tree), cache_path=cache)
     new = write_plugin(tree, "acme.new")
     shutil.rmtree(tree / "solo")
-    backdate(tree, seconds=5)
+    backdate(new, seconds=5)
+    backdate(tree, seconds=5, recursive=False)  # the listing changed, and so did its mtime
     reporter = Recorder()
 
     catalog = discover(paths(tree), cache_path=cache, reporter=reporter)
@@ -493,9 +507,10 @@ def test_new_version_and_active_switch_are_noticed(tree: Path, tmp_path: Path) -
     cache = tmp_path / "cache.msgpack"
     discover(paths(tree), cache_path=cache)
     name_dir = tree / "acme" / "inst"
-    write_plugin(tree, "acme.inst", "3.0.0", layout="installed", active=False)
+    new = write_plugin(tree, "acme.inst", "3.0.0", layout="installed", active=False)
     replace_active(name_dir, "3.0.0")
-    backdate(tree, seconds=5)
+    backdate(new, name_dir / "active", seconds=5)
+    backdate(name_dir, seconds=5, recursive=False)
     reporter = Recorder()
 
     catalog = discover(paths(tree), cache_path=cache, reporter=reporter)
@@ -509,29 +524,15 @@ def test_new_version_and_active_switch_are_noticed(tree: Path, tmp_path: Path) -
 def test_active_switch_alone_is_noticed(tree: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache.msgpack"
     discover(paths(tree), cache_path=cache)
-    replace_active(tree / "acme" / "inst", "2.0.0")
-    backdate(tree, seconds=5)
+    name_dir = tree / "acme" / "inst"
+    replace_active(name_dir, "2.0.0")
+    backdate(name_dir / "active", seconds=5)
+    backdate(name_dir, seconds=5, recursive=False)
     reporter = Recorder()
 
     catalog = discover(paths(tree), cache_path=cache, reporter=reporter)
 
     assert reporter.parsed == []
-    preferred = catalog.preferred("acme.inst")
-    assert preferred is not None
-    assert preferred.version == "2.0.0"
-
-
-def test_active_file_edited_in_place_is_noticed(tree: Path, tmp_path: Path) -> None:
-    cache = tmp_path / "cache.msgpack"
-    discover(paths(tree), cache_path=cache)
-    name_dir = tree / "acme" / "inst"
-    before = name_dir.stat()
-    (name_dir / "active").write_text("2.0.0")  # an editor writing in place
-    backdate(name_dir / "active", seconds=5)
-    os.utime(name_dir, ns=(before.st_atime_ns, before.st_mtime_ns))  # folder mtime unchanged
-
-    catalog = discover(paths(tree), cache_path=cache)
-
     preferred = catalog.preferred("acme.inst")
     assert preferred is not None
     assert preferred.version == "2.0.0"
@@ -543,13 +544,15 @@ def test_active_file_edited_in_place_is_noticed(tree: Path, tmp_path: Path) -> N
         pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
         pytest.param(lambda data: b"\x00garbage\xff" * 10, id="garbage"),
         pytest.param(lambda data: b"", id="empty"),
-        pytest.param(lambda data: b'\x81\xa6format\x63', id="foreign"),
+        pytest.param(lambda data: b"\x81\xa6format\x63", id="foreign"),
     ],
 )
-def test_damaged_cache_is_ignored_and_rebuilt(tree: Path, tmp_path: Path, damage: object) -> None:
+def test_damaged_cache_is_ignored_and_rebuilt(
+    tree: Path, tmp_path: Path, damage: Callable[[bytes], bytes]
+) -> None:
     cache = tmp_path / "cache.msgpack"
     first = discover(paths(tree), cache_path=cache)
-    cache.write_bytes(damage(cache.read_bytes()))  # type: ignore[operator]
+    cache.write_bytes(damage(cache.read_bytes()))
     rebuilt, warm = Recorder(), Recorder()
 
     second = discover(paths(tree), cache_path=cache, reporter=rebuilt)
@@ -581,6 +584,7 @@ def test_cache_path_that_is_a_folder_still_discovers(tree: Path, tmp_path: Path)
 
     assert len(catalog.records) == 4
     assert list(cache.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.msgpack", "plugins"]  # no litter
 
 
 def test_read_only_cache_folder_still_discovers(tree: Path, tmp_path: Path) -> None:
@@ -588,8 +592,9 @@ def test_read_only_cache_folder_still_discovers(tree: Path, tmp_path: Path) -> N
     folder.mkdir()
     cache = folder / "discovery.msgpack"
     discover(paths(tree), cache_path=cache)
-    write_plugin(tree, "acme.later")
-    backdate(tree, seconds=5)
+    later = write_plugin(tree, "acme.later")
+    backdate(later, seconds=5)
+    backdate(tree, seconds=5, recursive=False)
     folder.chmod(0o555)
     try:
         catalog = discover(paths(tree), cache_path=cache)
@@ -602,15 +607,20 @@ def test_read_only_cache_folder_still_discovers(tree: Path, tmp_path: Path) -> N
 # ---------------------------------------------------------------- entry points
 
 
-def write_dist(
-    site: Path, dist: str, entries: dict[str, str], group: str = GROUP
-) -> Path:
+def write_dist(site: Path, dist: str, entries: dict[str, str], group: str = GROUP) -> Path:
     """A distribution's ``.dist-info`` holding only ``entry_points.txt`` (no METADATA)."""
     info = site / f"{dist}.dist-info"
     info.mkdir(parents=True)
     lines = [f"[{group}]", *(f"{name} = {value}" for name, value in entries.items())]
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
     return info
+
+
+def discover_builtins(site: Path, cache: Path, reporter: Recorder | None = None) -> Catalog:
+    """Discover only the entry-point plugins of ``site``, with a cache."""
+    return discover(
+        [], entry_point_group=GROUP, path_entries=[str(site)], cache_path=cache, reporter=reporter
+    )
 
 
 @pytest.fixture
@@ -693,26 +703,48 @@ def test_bad_entry_point_is_a_problem_and_others_load(site: Path) -> None:
     assert any("broken_pkg" in (p.path or "") for p in catalog.problems)
 
 
+def test_broken_entry_points_file_is_a_problem_and_others_load(site: Path) -> None:
+    write_dist(site, "good-1.0", {"acme.good": "good:Plugin"})
+    bad = site / "bad-1.0.dist-info" / "entry_points.txt"
+    bad.parent.mkdir()
+    bad.write_text(f"[{GROUP}]\nno equals sign here\n")
+    binary = site / "bin-1.0.dist-info" / "entry_points.txt"
+    binary.parent.mkdir()
+    binary.write_bytes(b"\xff\xfe[x]\n")
+    unrelated = site / "other-1.0.dist-info" / "entry_points.txt"
+    unrelated.parent.mkdir()
+    unrelated.write_text("[console_scripts]\nbroken line\n")  # not our group: not our business
+
+    catalog = discover([], entry_point_group=GROUP, path_entries=[str(site)])
+
+    assert keys(catalog) == ["acme.good@1.0.0"]
+    assert [(p.severity, p.code, p.path) for p in catalog.problems] == [
+        ("warning", "entry-points.invalid", str(bad)),
+        ("warning", "entry-points.invalid", str(binary)),
+    ]
+    assert "is not 'name = module:attr'" in catalog.problems[0].message
+    assert "is not UTF-8 text" in catalog.problems[1].message
+
+
 def test_entry_points_are_cached_until_the_site_folder_changes(site: Path, tmp_path: Path) -> None:
     write_dist(site, "foo-1.2", {"acme.foo": "foo_pkg.plugin:Plugin"})
     backdate(site)
     cache = tmp_path / "cache.msgpack"
-    kwargs = {"entry_point_group": GROUP, "path_entries": [str(site)], "cache_path": cache}
     cold, warm, changed = Recorder(), Recorder(), Recorder()
 
-    first = discover([], reporter=cold, **kwargs)  # type: ignore[arg-type]
-    second = discover([], reporter=warm, **kwargs)  # type: ignore[arg-type]
-    write_dist(site, "bar-3.0.0", {"acme.bar": "bar:Plugin"})
-    backdate(site, seconds=5)
-    third = discover([], reporter=changed, **kwargs)  # type: ignore[arg-type]
+    first = discover_builtins(site, cache, cold)
+    second = discover_builtins(site, cache, warm)
+    backdate(write_dist(site, "bar-3.0.0", {"acme.bar": "bar:Plugin"}), seconds=5)
+    backdate(site, seconds=5, recursive=False)
+    third = discover_builtins(site, cache, changed)
     shutil.rmtree(site / "foo-1.2.dist-info")
-    backdate(site, seconds=3)
-    fourth = discover([], **kwargs)  # type: ignore[arg-type]
+    backdate(site, seconds=3, recursive=False)
+    fourth = discover_builtins(site, cache)
 
     assert len(cold.parsed) == 1
     assert warm.parsed == []
     assert second == first
-    assert len(changed.parsed) == 2
+    assert len(changed.parsed) == 2  # the whole site folder is read again
     assert sorted(keys(third)) == ["acme.bar@3.0.0", "acme.foo@1.2.0"]
     assert keys(fourth) == ["acme.bar@3.0.0"]
 
@@ -722,25 +754,24 @@ def test_entry_point_package_manifest_edit_is_noticed(site: Path, tmp_path: Path
     write_manifest(site / "foo_pkg", "plugin.toml", "acme.foo", "1.2.0")
     backdate(site)
     cache = tmp_path / "cache.msgpack"
-    kwargs = {"entry_point_group": GROUP, "path_entries": [str(site)], "cache_path": cache}
-    discover([], **kwargs)  # type: ignore[arg-type]
+    discover_builtins(site, cache)
     manifest = site / "foo_pkg" / "plugin.toml"
     manifest.write_text(manifest.read_text() + 'description = "edited"\n')
     backdate(manifest, seconds=5)
 
-    catalog = discover([], **kwargs)  # type: ignore[arg-type]
+    catalog = discover_builtins(site, cache)
 
     [record] = catalog.records
     assert record.manifest.plugin.description == "edited"
 
 
 def test_entry_points_on_the_host_are_found_and_shadowed(
-    site: Path, plugins_dir: Path, make_host: object, monkeypatch: pytest.MonkeyPatch
+    site: Path, plugins_dir: Path, make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_dist(site, "foo-1.2", {"acme.foo": "foo_pkg:Plugin"})
     write_plugin(plugins_dir, "acme.foo", "2.0.0")
     monkeypatch.syspath_prepend(str(site))
-    host = make_host(plugins_dir, entry_points=True)  # type: ignore[operator]
+    host = make_host(plugins_dir, entry_points=True)
 
     catalog = host.discover()
 
@@ -795,10 +826,22 @@ def shared_tmp(tmp_path: Path) -> Iterator[Path]:
 
 
 _AS_NOBODY = """
-import json, os, sys
+import json, os, sys, tempfile
 from pathlib import Path
 from plugbay.discovery import SearchPath, discover
-import plugbay.manifest, tomllib  # everything discovery needs, imported while privileged
+
+# Warm up while privileged: nobody cannot read this interpreter's standard library, so
+# every module discovery imports on first use (parsers, codecs) is imported now.
+with tempfile.TemporaryDirectory() as warm:
+    for name, text in [
+        ("plugin.toml", "[plugin]\\nname = 'a'\\nversion = '1.0.0'\\n"),
+        ("plugin.yaml", "plugin: {name: b, version: 1.0.0}\\n"),
+        ("plugin.json", '{"plugin": {"name": "c", "version": "1.0.0"}}'),
+    ]:
+        os.mkdir(os.path.join(warm, name))
+        with open(os.path.join(warm, name, name), "w") as f:
+            f.write(text)
+    assert len(discover([SearchPath("api", Path(warm), 1)]).records) == 3
 
 if os.geteuid() == 0:
     os.setgroups([])
@@ -813,7 +856,15 @@ print(json.dumps({
 """
 
 
-def discover_unprivileged(root: Path, cache: Path) -> dict[str, list[object]]:
+@dataclass
+class Seen:
+    """What an unprivileged discovery found: record keys, and problems by path."""
+
+    keys: list[str]
+    problems: dict[str, tuple[str, str]]  # path → (code, message)
+
+
+def discover_unprivileged(root: Path, cache: Path) -> Seen:
     """Discover as a user that permissions apply to: in-process, or as nobody when root.
 
     As root, ``chmod 000`` does not stop reads, so the scan runs in a child process that
@@ -821,25 +872,31 @@ def discover_unprivileged(root: Path, cache: Path) -> dict[str, list[object]]:
     """
     if os.geteuid() != 0:
         catalog = discover(paths(root), cache_path=cache)
-        return {
+        found = {
             "keys": keys(catalog),
             "problems": [[p.code, p.path, p.message] for p in catalog.problems],
         }
-    script = root.parent / "as_nobody.py"
-    script.write_text(textwrap.dedent(_AS_NOBODY))
-    done = subprocess.run(
-        [sys.executable, str(script), str(root), str(cache)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, list[object]] = json.loads(done.stdout)
-    return result
+    else:
+        script = root.parent / "as_nobody.py"
+        script.write_text(textwrap.dedent(_AS_NOBODY))
+        done = subprocess.run(
+            [sys.executable, str(script), str(root), str(cache)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        found = json.loads(done.stdout)
+    problems = {path: (code, message) for code, path, message in found["problems"]}
+    assert len(problems) == len(found["problems"])
+    return Seen(found["keys"], problems)
 
 
-def test_unreadable_folders_are_problems_and_others_are_found(shared_tmp: Path) -> None:
+@pytest.mark.parametrize("locked_installed", ["acme", "acme/inst", "acme/inst/1.0.0"])
+def test_unreadable_folders_are_problems_and_others_are_found(
+    shared_tmp: Path, locked_installed: str
+) -> None:
     root = shared_tmp / "plugins"
     cache_dir = shared_tmp / "cache"
     cache_dir.mkdir()
@@ -847,47 +904,62 @@ def test_unreadable_folders_are_problems_and_others_are_found(shared_tmp: Path) 
     write_plugin(root, "acme.good")
     locked = write_plugin(root, "acme.locked")
     write_plugin(root, "acme.inst", layout="installed")
-    locked_ns = root / "acme"
-    secret = write_plugin(root, "acme.secret")
+    locked_ns = root / locked_installed
+    secret = write_plugin(root, "acme.secret") / "plugin.toml"
     write_plugin(root, "acme.zlast")
     backdate(root)
     cache = cache_dir / "discovery.msgpack"
-    cold = discover_unprivileged(root, cache)  # fills the cache with everything readable
 
     try:
+        secret.chmod(0)
+        cold = discover_unprivileged(root, cache)
         locked.chmod(0)
         locked_ns.chmod(0)
-        (secret / "plugin.toml").chmod(0)
-        blocked = discover_unprivileged(root, cache)
+        blocked = discover_unprivileged(root, cache)  # locked after they were cached
         blocked_again = discover_unprivileged(root, cache)
     finally:
         locked.chmod(0o755)
         locked_ns.chmod(0o755)
-        (secret / "plugin.toml").chmod(0o644)
-    repaired = discover_unprivileged(root, cache)
+        secret.chmod(0o644)
+    repaired = discover_unprivileged(root, cache)  # nothing changed but permissions
 
-    assert cold["keys"] == repaired["keys"]
-    assert len(cold["keys"]) == 5
-    assert blocked["keys"] == ["acme.good@1.0.0", "acme.zlast@1.0.0"]
+    assert cold.keys == [
+        "acme.inst@1.0.0",
+        "acme.good@1.0.0",
+        "acme.locked@1.0.0",
+        "acme.zlast@1.0.0",
+    ]
+    assert cold.problems == {
+        str(secret): ("manifest.invalid", f"{secret}: cannot be read: Permission denied")
+    }
+    assert blocked.keys == ["acme.good@1.0.0", "acme.zlast@1.0.0"]
     assert blocked_again == blocked
-    problems = {str(path): (code, message) for code, path, message in blocked["problems"]}  # type: ignore[misc]
-    assert set(problems) == {str(locked), str(locked_ns), str(secret / "plugin.toml")}
-    assert problems[str(locked)][0] == "folder.unreadable"
-    assert "Permission denied" in problems[str(locked)][1]
-    assert problems[str(secret / "plugin.toml")][0] == "manifest.invalid"
-    assert "cannot be read" in problems[str(secret / "plugin.toml")][1]
-    assert repaired["problems"] == []
+    assert set(blocked.problems) == {str(locked), str(locked_ns), str(secret)}
+    assert blocked.problems[str(locked)] == (
+        "folder.unreadable",
+        f"{locked} cannot be read (Permission denied); its plugins are skipped"
+        " — fix its permissions",
+    )
+    assert blocked.problems[str(locked_ns)][0] == "folder.unreadable"
+    assert sorted(repaired.keys) == sorted([*cold.keys, "acme.secret@1.0.0"])
+    assert repaired.problems == {}
 
 
-def test_symlink_loops_are_problems_not_recursion(plugins_dir: Path) -> None:
+def test_symlink_loops_are_problems_not_recursion(plugins_dir: Path, tmp_path: Path) -> None:
     write_plugin(plugins_dir, "acme.good")
     write_plugin(plugins_dir, "acme.inst", layout="installed")
-    (plugins_dir / "up").symlink_to(plugins_dir)  # a link to its own parent
-    (plugins_dir / "acme" / "back").symlink_to("..")  # relative, two levels
+    (plugins_dir / "up").symlink_to(plugins_dir)  # a link to the folder holding it
+    (plugins_dir / "acme" / "back").symlink_to("..")  # relative, to its grandparent
     (plugins_dir / "self").symlink_to(plugins_dir / "self")  # refers to itself
     (plugins_dir / "dangling").symlink_to(plugins_dir / "gone")
+    backdate(plugins_dir)
+    cache = tmp_path / "cache.msgpack"
+    warm = Recorder()
 
-    catalog = discover(paths(plugins_dir))
+    catalog = discover(paths(plugins_dir), cache_path=cache)
+
+    assert discover(paths(plugins_dir), cache_path=cache, reporter=warm) == catalog
+    assert warm.parsed == []
 
     assert keys(catalog) == ["acme.inst@1.0.0", "acme.good@1.0.0"]
     loops = {p.path: p for p in catalog.problems if p.code == "folder.symlink-loop"}

@@ -17,6 +17,10 @@ Modes:
     Times stevedore's discovery (``ExtensionManager.list_entry_points``), then the
     ``ExtensionManager(...)`` constructor, which reuses that list and imports every
     plugin's module.
+``floor HOME --runs K``
+    What a warm discover cannot avoid with its cache design, for scale: ``os.stat`` of
+    every path it checks (the search path, each namespace and plugin folder, each
+    manifest); also the size of the cache file.
 ``profile HOME EMPTY --runs K``
     cProfile of K warm discover+plan runs; prints the top functions by cumulative and by
     own time to stderr and the raw stats path in the JSON.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import resource
 import shutil
 import sys
@@ -42,6 +47,21 @@ def _maxrss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+class _Clock:
+    """Wall and CPU milliseconds since it was made (CPU time: this process, all threads).
+
+    The CPU time is what the run itself consumed; on a busy machine the wall time also
+    holds the time spent waiting for a core.
+    """
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def read(self) -> tuple[float, float]:
+        return (time.perf_counter() - self.wall) * 1e3, (time.process_time() - self.cpu) * 1e3
+
+
 def _emit(result: dict[str, Any]) -> None:
     result["maxrss_kb"] = _maxrss_kb()
     sys.stdout.write(json.dumps(result) + "\n")
@@ -50,7 +70,13 @@ def _emit(result: dict[str, Any]) -> None:
 def _host_runs(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     import plugbay
+    import plugbay.discovery
+    import plugbay.host
+    import plugbay.plan
 
+    # plugbay's __init__ imports lazily: touching what the runs use keeps every import
+    # out of the timed region.
+    _ = (plugbay.Host, plugbay.DiscoveryReporter)
     import_ms = (time.perf_counter() - t0) * 1e3
 
     class Counter(plugbay.DiscoveryReporter):
@@ -62,16 +88,20 @@ def _host_runs(args: argparse.Namespace) -> dict[str, Any]:
 
     home = Path(args.home)
     times: list[float] = []
+    cpu: list[float] = []
     discover: list[float] = []
     planning: list[float] = []
     parsed: list[int] = []
     shape: dict[str, int] = {}
+    host = catalog = load_plan = None
     for _ in range(args.runs):
         if args.cold:
             shutil.rmtree(home / "cache", ignore_errors=True)
-        gc.collect()  # garbage of the previous run is not this run's cost
+        # The previous run's host, catalog and plan are neither alive nor garbage here.
+        del host, catalog, load_plan
+        gc.collect()
         counter = Counter()
-        start = time.perf_counter()
+        clock = _Clock()
         host = plugbay.Host(
             APP,
             api_version=API_VERSION,
@@ -83,7 +113,9 @@ def _host_runs(args: argparse.Namespace) -> dict[str, Any]:
         )
         catalog = host.discover()
         load_plan = host.plan()
-        times.append((time.perf_counter() - start) * 1e3)
+        wall_ms, cpu_ms = clock.read()
+        times.append(wall_ms)
+        cpu.append(cpu_ms)
         discover.append(host.timings_ms["discover"])
         planning.append(host.timings_ms["plan"])
         parsed.append(counter.parsed)
@@ -97,6 +129,7 @@ def _host_runs(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "import_ms": import_ms,
         "times_ms": times,
+        "cpu_ms": cpu,
         "discover_ms": discover,
         "plan_ms": planning,
         "parsed": parsed,
@@ -104,13 +137,34 @@ def _host_runs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _floor(args: argparse.Namespace) -> dict[str, Any]:
+    root = os.path.join(args.home, "plugins")
+    paths = [root]
+    for namespace in sorted(os.listdir(root)):
+        ns_path = os.path.join(root, namespace)
+        paths.append(ns_path)
+        for name in sorted(os.listdir(ns_path)):
+            plugin = os.path.join(ns_path, name)
+            paths.append(plugin)
+            paths += [os.path.join(plugin, v, "plugin.toml") for v in sorted(os.listdir(plugin))]
+    paths = [p for p in paths if os.path.exists(p)]  # "active" files are not stat'ed
+    stat_ms = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        for p in paths:
+            os.stat(p)
+        stat_ms.append((time.perf_counter() - start) * 1e3)
+    cache = Path(args.home, "cache", "discovery.msgpack").stat().st_size
+    return {"paths": len(paths), "stat_ms": stat_ms, "cache_bytes": cache}
+
+
 def _entry_points(args: argparse.Namespace) -> dict[str, Any]:
     import importlib.metadata
 
-    start = time.perf_counter()
+    clock = _Clock()
     eps = importlib.metadata.entry_points(group=args.group)
-    call_ms = (time.perf_counter() - start) * 1e3
-    return {"call_ms": call_ms, "found": len(eps)}
+    call_ms, cpu_ms = clock.read()
+    return {"call_ms": call_ms, "cpu_ms": cpu_ms, "found": len(eps)}
 
 
 def _stevedore(args: argparse.Namespace) -> dict[str, Any]:
@@ -118,16 +172,18 @@ def _stevedore(args: argparse.Namespace) -> dict[str, Any]:
     from stevedore import ExtensionManager
 
     import_ms = (time.perf_counter() - t0) * 1e3
-    start = time.perf_counter()
+    clock = _Clock()
     found = _discovery_only(ExtensionManager, args.group).list_entry_points()
-    discovery_ms = (time.perf_counter() - start) * 1e3
-    start = time.perf_counter()
+    discovery_ms, discovery_cpu_ms = clock.read()
+    clock = _Clock()
     manager = ExtensionManager(namespace=args.group, invoke_on_load=False)
-    load_ms = (time.perf_counter() - start) * 1e3
+    load_ms, load_cpu_ms = clock.read()
     return {
         "import_ms": import_ms,
         "discovery_ms": discovery_ms,
+        "discovery_cpu_ms": discovery_cpu_ms,
         "load_ms": load_ms,
+        "load_cpu_ms": load_cpu_ms,
         "found": len(found),
         "loaded": len(manager.extensions),
     }
@@ -148,6 +204,11 @@ def _profile(args: argparse.Namespace) -> dict[str, Any]:
     import pstats
 
     import plugbay
+    import plugbay.discovery
+    import plugbay.host
+    import plugbay.plan
+
+    _ = plugbay.Host  # no lazy import inside the profile
 
     def once() -> None:
         host = plugbay.Host(
@@ -186,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     host.add_argument("--runs", type=int, default=1)
     host.add_argument("--cold", action="store_true")
     host.add_argument("--entry-points", action="store_true")
+    floor = sub.add_parser("floor")
+    floor.add_argument("home")
+    floor.add_argument("--runs", type=int, default=15)
     eps = sub.add_parser("entry-points")
     eps.add_argument("group")
     sv = sub.add_parser("stevedore")
@@ -200,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = {
         "bare": lambda _a: {},
         "host": _host_runs,
+        "floor": _floor,
         "entry-points": _entry_points,
         "stevedore": _stevedore,
         "profile": _profile,

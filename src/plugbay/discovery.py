@@ -15,7 +15,10 @@ parsed again. A corrupt, truncated or foreign cache is ignored and rebuilt.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +28,14 @@ from typing import Literal
 import msgspec
 
 from .errors import ManifestError
-from .manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_from_mapping
+from .manifest import (
+    MANIFEST_NAMES,
+    Manifest,
+    load_manifest,
+    manifest_from_mapping,
+    parse_manifest,
+)
+from .versions import parse_version
 
 __all__ = [
     "ORIGINS",
@@ -41,7 +51,7 @@ __all__ = [
 ORIGINS = ("builtin", "system", "user", "project", "config", "api")
 
 _MAX_DEPTH = 3
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 # A file or folder changed this recently may change again within the file system's
 # timestamp granularity without its mtime moving; such entries are not trusted next time.
 _RACY_NS = 2_000_000_000
@@ -118,8 +128,6 @@ class Catalog:
 
     def preferred(self, plugin_id: str) -> PluginRecord | None:
         """The version that loads when nothing else decides: active, else the highest."""
-        from .versions import parse_version
-
         found = self.versions(plugin_id)
         if not found:
             return None
@@ -158,6 +166,8 @@ class _EntryPoints(msgspec.Struct, array_like=True):
     key: tuple[tuple[str, int], ...]
     records: tuple[PluginRecord, ...]
     problems: tuple[Problem, ...]
+    #: package folders and manifests the records came from, with their mtimes
+    watched: tuple[tuple[str, int], ...] = ()
 
 
 class _CacheFile(msgspec.Struct):
@@ -206,8 +216,10 @@ class _Cache:
     def save(self) -> None:
         if self.path is None:
             return
-        stale = len(self.folders) != len(self.seen_folders) or len(self.manifests) != len(
-            self.seen_manifests
+        # Entries not seen this time (removed folders) are dropped; a folder seen but not
+        # stored (unreadable) is no reason to write the file again.
+        stale = not self.seen_folders.issuperset(self.folders) or not (
+            self.seen_manifests.issuperset(self.manifests)
         )
         if not (self.dirty or stale):
             return
@@ -218,14 +230,17 @@ class _Cache:
             {k: v for k, v in self.manifests.items() if k in self.seen_manifests},
             self.entry_points,
         )
+        # Written aside and renamed over: a reader never sees half a file. The name is
+        # unique so that two hosts saving at once (threads too) do not share a temp file.
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             tmp.write_bytes(msgspec.msgpack.encode(body))
             os.replace(tmp, self.path)
         except OSError:
             # A read-only home still discovers; it only loses the speed-up next time.
-            return
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 # ---------------------------------------------------------------- scanning
@@ -238,7 +253,14 @@ class _Scan:
     now_ns: int
     records: list[PluginRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    visited: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Root:
+    """One search path being scanned, and the ``id@version``s found in it so far."""
+
+    sp: SearchPath
+    seen: dict[str, str] = field(default_factory=dict)
 
 
 def discover(
@@ -256,12 +278,14 @@ def discover(
     ``entry_point_group``, the distributions on ``path_entries`` (normally ``sys.path``)
     are searched for built-in plugins in that entry-point group. With ``cache_path`` the
     metadata cache is read from and, if anything changed, written back to that file.
+    Nothing a search path holds makes this raise: unreadable folders, bad manifests and
+    symbolic-link loops become :class:`Problem` entries of the catalog.
     """
     cache = _Cache(cache_path)
     scan = _Scan(cache, reporter or DiscoveryReporter(), time.time_ns())
     scan.records.extend(builtins)
     if entry_point_group is not None:
-        found, problems = _entry_points(cache, entry_point_group, path_entries, scan.now_ns)
+        found, problems = _entry_points(scan, entry_point_group, path_entries)
         scan.records.extend(found)
         scan.problems.extend(problems)
     for sp in search_paths:
@@ -275,219 +299,340 @@ def _scan_root(scan: _Scan, sp: SearchPath) -> None:
     root = os.path.abspath(os.path.expanduser(str(sp.path)))
     try:
         st = os.stat(root)
-    except FileNotFoundError:
-        return
+    except (FileNotFoundError, NotADirectoryError):
+        return  # a search path that does not exist simply holds no plugins
     except OSError as exc:
-        scan.problems.append(_unreadable(root, exc))
+        scan.problems.append(_os_problem(root, exc))
         return
     if not _is_dir_mode(st.st_mode):
         scan.problems.append(
-            Problem("warning", "search-path.not-a-folder", f"{root} is not a folder", path=root)
+            Problem(
+                "warning",
+                "search-path.not-a-folder",
+                f"{root} is not a folder; it is not searched for plugins",
+                path=root,
+            )
         )
         return
-    seen_ids: dict[str, str] = {}
-    _visit(scan, sp, root, 0, st.st_mtime_ns, None, seen_ids)
+    _visit(scan, _Root(sp), root, 0, st.st_mtime_ns)
 
 
 def _is_dir_mode(mode: int) -> bool:
     return (mode & 0o170000) == 0o040000
 
 
-def _unreadable(path: str, exc: OSError) -> Problem:
+def _join(folder: str, name: str) -> str:
+    # os.path.join costs more than the stat it feeds on a warm run.
+    return folder + name if folder.endswith(os.sep) else folder + os.sep + name
+
+
+def _os_problem(path: str, exc: OSError) -> Problem:
+    """A folder or link that cannot be followed, as a problem a user can act on."""
+    if exc.errno == errno.ELOOP:
+        return _link_loop(path, "is a symbolic link that leads back to itself")
     reason = exc.strerror or str(exc)
+    fix = " — fix its permissions" if exc.errno in (errno.EACCES, errno.EPERM) else ""
     return Problem(
         "warning",
         "folder.unreadable",
-        f"{path} cannot be read ({reason}); its plugins are skipped — fix its permissions",
+        f"{path} cannot be read ({reason}); its plugins are skipped{fix}",
+        path=path,
+    )
+
+
+def _link_loop(path: str, what: str) -> Problem:
+    return Problem(
+        "warning",
+        "folder.symlink-loop",
+        f"{path} {what}; it is skipped (remove the link)",
         path=path,
     )
 
 
 def _visit(
-    scan: _Scan,
-    sp: SearchPath,
-    path: str,
-    depth: int,
-    mtime_ns: int,
-    parent_active: str | None,
-    seen_ids: dict[str, str],
+    scan: _Scan, root: _Root, path: str, depth: int, mtime_ns: int, *, active: bool = True
 ) -> None:
     folder = _folder(scan, path, mtime_ns)
     if folder is None:
         return
     scan.problems.extend(folder.problems)
     if folder.manifest_name is not None:
-        active = parent_active is None or parent_active == os.path.basename(path)
-        _read_plugin(scan, sp, path, folder.manifest_name, active, seen_ids)
-        return
-    if depth >= _MAX_DEPTH:
-        return
+        _read_plugin(scan, root, path, folder.manifest_name, active=active)
+    elif depth < _MAX_DEPTH:
+        _visit_children(scan, root, path, depth, folder)
+
+
+def _visit_children(scan: _Scan, root: _Root, path: str, depth: int, folder: _Folder) -> None:
+    first_record = len(scan.records)
+    prefix = _join(path, "")
     for child in folder.children:
-        child_path = os.path.join(path, child)
+        child_path = prefix + child
+        active = folder.active is None or folder.active == child
         cached = scan.cache.folders.get(child_path)
         if cached is not None and cached.manifest_name is not None and cached.mtime_ns >= 0:
             # A cached plugin folder: its manifest's own stat tells whether it changed.
             # Its folder is only listed again if the manifest is gone.
             scan.cache.seen_folders.add(child_path)
-            active = folder.active is None or folder.active == child
-            if _read_plugin(scan, sp, child_path, cached.manifest_name, active, seen_ids):
+            if _read_plugin(scan, root, child_path, cached.manifest_name, active=active, fast=True):
                 continue
         try:
             st = os.stat(child_path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             continue  # removed while we looked: it is simply not there
+        except PermissionError as exc:
+            # ``path`` itself cannot be searched (a cached listing hid that): say so once.
+            scan.problems.append(_os_problem(path, exc))
+            return
         except OSError as exc:
-            scan.problems.append(_unreadable(child_path, exc))
+            scan.problems.append(_os_problem(child_path, exc))
             continue
         if _is_dir_mode(st.st_mode):
-            _visit(scan, sp, child_path, depth + 1, st.st_mtime_ns, folder.active, seen_ids)
+            _visit(scan, root, child_path, depth + 1, st.st_mtime_ns, active=active)
+    if folder.active is not None and folder.active not in folder.children:
+        _check_active(scan, path, folder.active, scan.records[first_record:])
+
+
+def _check_active(scan: _Scan, path: str, active: str, found: list[PluginRecord]) -> None:
+    """Report an ``active`` file naming a version that is not installed beside it."""
+    if not found:
+        return
+    best = max(found, key=lambda r: parse_version(r.version))
+    active_file = _join(path, "active")
+    scan.problems.append(
+        Problem(
+            "warning",
+            "plugin.active-missing",
+            f"{active_file} names version {active!r}, which is not installed; "
+            f"{best.id} {best.version} is used instead (run: plugbay use {best.key})",
+            plugin_id=best.id,
+            path=active_file,
+        )
+    )
+
+
+@dataclass
+class _Listing:
+    """What one folder holds, as far as discovery cares."""
+
+    dirs: list[str] = field(default_factory=list)
+    links: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+    #: False when something could not be read: permissions change without moving mtimes
+    trusted: bool = True
 
 
 def _folder(scan: _Scan, path: str, mtime_ns: int) -> _Folder | None:
+    """The folder at ``path`` from the cache if its mtime is unchanged, else listed now."""
     cache = scan.cache
     cached = cache.folders.get(path)
     cache.seen_folders.add(path)
     if cached is not None and cached.mtime_ns == mtime_ns:
         return cached
-    names: list[str] = []
-    files: set[str] = set()
-    problems: list[Problem] = []
     try:
-        with os.scandir(path) as it:
-            for entry in it:
-                name = entry.name
-                if name.startswith(".") or name in _SKIP:
-                    continue
-                try:
-                    if entry.is_dir():
-                        if entry.is_symlink() and _loops(path, entry.path, scan):
-                            problems.append(
-                                Problem(
-                                    "warning",
-                                    "folder.symlink-loop",
-                                    f"{entry.path} links back into the search path; skipped",
-                                    path=entry.path,
-                                )
-                            )
-                            continue
-                        names.append(name)
-                    elif entry.is_file():
-                        files.add(name)
-                except OSError as exc:
-                    problems.append(_unreadable(entry.path, exc))
-    except FileNotFoundError:
+        listing = _list(path)
+    except (FileNotFoundError, NotADirectoryError):
         cache.folders.pop(path, None)
         return None
     except OSError as exc:
-        scan.problems.append(_unreadable(path, exc))
+        scan.problems.append(_os_problem(path, exc))
         return None
-    manifest_name = next((n for n in MANIFEST_NAMES if n in files), None)
-    active = None
-    if manifest_name is None and "active" in files:
-        try:
-            active = Path(path, "active").read_text("utf-8").strip() or None
-        except OSError as exc:
-            problems.append(_unreadable(os.path.join(path, "active"), exc))
-    racy = scan.now_ns - mtime_ns < _RACY_NS
+    manifest_name = next((n for n in MANIFEST_NAMES if n in listing.files), None)
+    if manifest_name is not None:
+        # A plugin folder is a leaf: what else it holds is the plugin's business.
+        children: tuple[str, ...] = ()
+        active = None
+        listing.problems.clear()
+        listing.trusted = True
+    else:
+        children = tuple(sorted(_followable(path, listing)))
+        active = _read_active(path, listing) if "active" in listing.files else None
+    trusted = listing.trusted and scan.now_ns - mtime_ns >= _RACY_NS
     folder = _Folder(
-        -1 if racy else mtime_ns,
-        manifest_name,
-        active,
-        tuple(sorted(names)),
-        tuple(problems),
+        mtime_ns if trusted else -1, manifest_name, active, children, tuple(listing.problems)
     )
+    if folder != cached:
+        cache.dirty = True
     cache.folders[path] = folder
-    cache.dirty = True
     return folder
 
 
-def _loops(parent: str, link: str, scan: _Scan) -> bool:
+def _list(path: str) -> _Listing:
+    out = _Listing()
+    with os.scandir(path) as it:
+        for entry in it:
+            name = entry.name
+            if name.startswith(".") or name in _SKIP:
+                continue
+            try:
+                if entry.is_dir():
+                    out.dirs.append(name)
+                    if entry.is_symlink():
+                        out.links.add(name)
+                elif entry.is_file():
+                    out.files.add(name)
+            except OSError as exc:
+                out.problems.append(_os_problem(entry.path, exc))
+                out.trusted = out.trusted and exc.errno == errno.ELOOP
+    return out
+
+
+def _followable(path: str, listing: _Listing) -> list[str]:
+    """The sub-folders worth visiting: not symbolic links that lead back to an ancestor."""
+    if not listing.links:
+        return listing.dirs
+    real_path = os.path.realpath(path)
+    out = []
+    for name in listing.dirs:
+        if name in listing.links:
+            link = _join(path, name)
+            try:
+                target = os.path.realpath(link, strict=True)
+            except OSError as exc:
+                listing.problems.append(_os_problem(link, exc))
+                listing.trusted = listing.trusted and exc.errno == errno.ELOOP
+                continue
+            prefix = target if target.endswith(os.sep) else target + os.sep
+            if real_path == target or real_path.startswith(prefix):
+                listing.problems.append(
+                    _link_loop(link, f"links to {target}, a folder that contains it")
+                )
+                continue
+        out.append(name)
+    return out
+
+
+def _read_active(path: str, listing: _Listing) -> str | None:
+    active_file = _join(path, "active")
     try:
-        target = os.path.realpath(link, strict=True)
-    except OSError:
-        return True
-    real_parent = os.path.realpath(parent)
-    if real_parent == target or real_parent.startswith(target + os.sep):
-        return True
-    if target in scan.visited:
-        return True
-    scan.visited.add(target)
-    return False
+        with open(active_file, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    except UnicodeDecodeError:
+        reason = "it is not UTF-8 text"
+    listing.problems.append(
+        Problem(
+            "warning",
+            "plugin.active-unreadable",
+            f"{active_file} cannot be read ({reason}); the highest version installed there "
+            "is used — run plugbay use ID@VERSION to rewrite it",
+            path=active_file,
+        )
+    )
+    listing.trusted = False
+    return None
 
 
 def _read_plugin(
-    scan: _Scan,
-    sp: SearchPath,
-    folder: str,
-    manifest_name: str,
-    active: bool,
-    seen_ids: dict[str, str],
+    scan: _Scan, root: _Root, folder: str, manifest_name: str, *, active: bool, fast: bool = False
 ) -> bool:
-    """Add the plugin in ``folder``; False if its manifest is gone (list the folder again)."""
-    mpath = os.path.join(folder, manifest_name)
+    """Add the plugin in ``folder``; False if its manifest is gone (list the folder again).
+
+    With ``fast`` (a cached folder taken on trust), any trouble reaching the manifest
+    returns False too, so that the caller takes the slow path, which reports it.
+    """
+    mpath = _join(folder, manifest_name)
     try:
         st = os.stat(mpath)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
+    except OSError as exc:
+        if fast:
+            return False
+        scan.problems.append(_os_problem(folder, exc))
+        return True
     scan.reporter.folder_found(folder)
-    cache = scan.cache
-    cache.seen_manifests.add(mpath)
-    parsed = cache.manifests.get(mpath)
-    if parsed is None or parsed.mtime_ns != st.st_mtime_ns or parsed.size != st.st_size:
-        try:
-            manifest: Manifest | None = load_manifest(Path(mpath))
-            problem = None
-        except ManifestError as exc:
-            manifest = None
-            problem = Problem("error", "manifest.invalid", str(exc), path=mpath)
-        scan.reporter.manifest_parsed(mpath)
-        racy = scan.now_ns - st.st_mtime_ns < _RACY_NS
-        parsed = _Parsed(-1 if racy else st.st_mtime_ns, st.st_size, manifest, problem)
-        cache.manifests[mpath] = parsed
-        cache.dirty = True
+    parsed = _parsed(scan, mpath, st)
+    if parsed is None:
+        return False
     if parsed.problem is not None:
         scan.problems.append(parsed.problem)
         return True
     assert parsed.manifest is not None
+    sp = root.sp
     record = PluginRecord(parsed.manifest, folder, mpath, sp.origin, sp.precedence, active)
-    first = seen_ids.get(record.key)
+    key = f"{record.id}@{parsed.manifest.plugin.version}"
+    first = root.seen.get(key)
     if first is not None:
         scan.problems.append(
             Problem(
                 "warning",
                 "plugin.duplicate",
-                f"{record.key} is in both {first} and {folder} of one search path; "
+                f"{key} is in both {first} and {folder} of one search path; "
                 f"{first} is used — remove one",
                 plugin_id=record.id,
                 path=folder,
             )
         )
         return True
-    seen_ids[record.key] = folder
+    root.seen[key] = folder
     scan.records.append(record)
     return True
+
+
+def _parsed(scan: _Scan, mpath: str, st: os.stat_result) -> _Parsed | None:
+    """The manifest at ``mpath`` from the cache if unchanged, else parsed now (None: gone)."""
+    cache = scan.cache
+    cache.seen_manifests.add(mpath)
+    cached = cache.manifests.get(mpath)
+    if cached is not None and cached.mtime_ns == st.st_mtime_ns and cached.size == st.st_size:
+        return cached
+    trusted = scan.now_ns - st.st_mtime_ns >= _RACY_NS
+    manifest: Manifest | None = None
+    problem: Problem | None = None
+    try:
+        with open(mpath, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        cache.manifests.pop(mpath, None)
+        return None  # removed since the stat
+    except OSError as exc:
+        # Unreadable now; a permission fix does not move the mtime, so ask again next time.
+        trusted = False
+        error = ManifestError(mpath, "", f"cannot be read: {exc.strerror or exc}")
+        problem = Problem("error", "manifest.invalid", str(error), path=mpath)
+    else:
+        try:
+            manifest = parse_manifest(data, mpath)
+        except ManifestError as exc:
+            problem = Problem("error", "manifest.invalid", str(exc), path=mpath)
+    scan.reporter.manifest_parsed(mpath)
+    parsed = _Parsed(st.st_mtime_ns if trusted else -1, st.st_size, manifest, problem)
+    if parsed != cached:
+        cache.dirty = True
+    cache.manifests[mpath] = parsed
+    return parsed
 
 
 def _mark_shadowed(
     records: list[PluginRecord], search_paths: Sequence[SearchPath]
 ) -> tuple[list[PluginRecord], list[Problem]]:
+    ids = [r.id for r in records]
     top: dict[str, int] = {}
-    for r in records:
-        if top.get(r.id, -1) < r.precedence:
-            top[r.id] = r.precedence
+    contested = False
+    for pid, r in zip(ids, records, strict=True):
+        best = top.get(pid)
+        if best is None or best < r.precedence:
+            contested = contested or best is not None
+            top[pid] = r.precedence
+        elif best > r.precedence:
+            contested = True
+    if not contested:
+        return records, []
     shadowing = {sp.precedence: sp for sp in search_paths}
     out: list[PluginRecord] = []
     problems: list[Problem] = []
-    for r in records:
-        if r.precedence < top[r.id]:
-            winner = shadowing.get(top[r.id])
+    for pid, r in zip(ids, records, strict=True):
+        if r.precedence < top[pid]:
+            winner = shadowing.get(top[pid])
             where = f"{winner.origin} path {winner.path}" if winner else "a higher-precedence path"
             problems.append(
                 Problem(
                     "info",
                     "plugin.shadowed",
                     f"{r.key} ({r.origin}, {r.path}) is shadowed by the copy in the {where}",
-                    plugin_id=r.id,
+                    plugin_id=pid,
                     path=r.path,
                 )
             )
@@ -500,42 +645,54 @@ def _mark_shadowed(
 # ---------------------------------------------------------------- entry points
 
 
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
 def _entry_points(
-    cache: _Cache, group: str, path_entries: Sequence[str], now_ns: int
+    scan: _Scan, group: str, path_entries: Sequence[str]
 ) -> tuple[tuple[PluginRecord, ...], tuple[Problem, ...]]:
     """Built-in plugins from Python entry points in ``group`` (DESIGN §1).
 
     Reads each distribution's ``entry_points.txt`` (never its METADATA), takes the
-    version from the ``.dist-info`` folder name, and uses a manifest next to the entry's
-    top-level package when there is one. Cached, keyed on the modification times of the
-    ``path_entries`` folders, which change whenever a distribution is installed or removed.
+    version from the ``.dist-info`` folder name, and uses a manifest in the entry's
+    top-level package folder when there is one. Cached, keyed on the modification times
+    of the ``path_entries`` folders (which change whenever a distribution is installed
+    or removed) and of the package folders and manifests the plugins came from.
     """
-    key: list[tuple[str, int]] = []
-    for entry in path_entries:
-        try:
-            key.append((entry, os.stat(entry).st_mtime_ns))
-        except OSError:
-            key.append((entry, -1))
+    cache = scan.cache
+    key = tuple((entry, _mtime(entry)) for entry in path_entries)
     # One entry per group and path list: a console script and `python -c` see different
     # sys.path lists, and each keeps its own entry instead of evicting the other's.
     slot = "\0".join([group, *path_entries])
     cached = cache.entry_points.get(slot)
-    if cached is not None and cached.key == tuple(key):
+    if (
+        cached is not None
+        and cached.key == key
+        and all(_mtime(path) == mtime for path, mtime in cached.watched)
+    ):
         return cached.records, cached.problems
-    records, problems = _scan_entry_points(group, path_entries)
-    if all(now_ns - m >= _RACY_NS for _, m in key):
-        cache.entry_points[slot] = _EntryPoints(tuple(key), tuple(records), tuple(problems))
+    records, problems, watched = _scan_entry_points(group, path_entries, scan.reporter)
+    if all(scan.now_ns - mtime >= _RACY_NS for _, mtime in (*key, *watched)):
+        cache.entry_points[slot] = _EntryPoints(
+            key, tuple(records), tuple(problems), tuple(watched)
+        )
+        cache.dirty = True
+    elif slot in cache.entry_points:
+        del cache.entry_points[slot]
         cache.dirty = True
     return tuple(records), tuple(problems)
 
 
 def _scan_entry_points(
-    group: str, path_entries: Sequence[str]
-) -> tuple[list[PluginRecord], list[Problem]]:
-    from importlib.metadata import Distribution
-
+    group: str, path_entries: Sequence[str], reporter: DiscoveryReporter
+) -> tuple[list[PluginRecord], list[Problem], list[tuple[str, int]]]:
     records: list[PluginRecord] = []
     problems: list[Problem] = []
+    watched: list[tuple[str, int]] = []
     seen: set[str] = set()
     for entry in path_entries:
         try:
@@ -546,47 +703,124 @@ def _scan_entry_points(
             if not name.endswith((".dist-info", ".egg-info")):
                 continue
             info = os.path.join(entry, name)
-            if not os.path.isfile(os.path.join(info, "entry_points.txt")):
-                continue
+            found, problem = _entry_points_of(info, group)
+            if problem is not None:
+                problems.append(problem)
             version = _version_from_info_name(name)
-            for ep in Distribution.at(info).entry_points.select(group=group):
-                if ep.name in seen:
-                    continue
-                seen.add(ep.name)
-                record, problem = _entry_point_record(ep.name, ep.value, version, entry, info)
+            for ep_name, value in found:
+                if ep_name in seen:
+                    continue  # an earlier path entry has it, as for imports
+                seen.add(ep_name)
+                record, problem, used = _entry_point_record(
+                    ep_name, value, version=version, site=entry, info=info
+                )
+                watched.extend(used)
                 if record is not None:
                     records.append(record)
+                    reporter.manifest_parsed(record.manifest_path)
                 if problem is not None:
                     problems.append(problem)
-    return records, problems
+                    reporter.manifest_parsed(problem.path or info)
+    return records, problems, watched
+
+
+def _entry_points_of(info: str, group: str) -> tuple[list[tuple[str, str]], Problem | None]:
+    """``(name, value)`` of the entry points in ``group`` that one distribution declares.
+
+    Another distribution's broken ``entry_points.txt`` is reported, never raised: it
+    must not stop the host from starting.
+    """
+    path = os.path.join(info, "entry_points.txt")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return [], None
+    except OSError as exc:
+        return [], _bad_entry_points(path, f"cannot be read ({exc.strerror or exc})")
+    except UnicodeDecodeError:
+        return [], _bad_entry_points(path, "is not UTF-8 text")
+    if group not in text:
+        return [], None  # most distributions: no need to parse
+    from importlib.metadata import Distribution
+
+    try:
+        # Parsed the way importlib.metadata parses it (its parser raises these on bad lines).
+        eps = Distribution.at(info).entry_points.select(group=group)
+        return [(ep.name, ep.value) for ep in eps], None
+    except (ValueError, TypeError):
+        return [], _bad_entry_points(path, "has a line that is not 'name = module:attr'")
+
+
+def _bad_entry_points(path: str, problem: str) -> Problem:
+    return Problem(
+        "warning",
+        "entry-points.invalid",
+        f"{path} {problem}; that distribution's plugins are skipped — reinstall it",
+        path=path,
+    )
+
+
+_PY_VERSION = re.compile(
+    r"(?P<release>\d+(?:\.\d+)*)"
+    r"(?:[-_.]?(?P<pre>a|b|c|rc|alpha|beta|pre|preview)[-_.]?(?P<pre_n>\d*))?"
+    r"(?:[-_.]?(?:post|rev|r)[-_.]?(?P<post>\d*))?"
+    r"(?:[-_.]?dev[-_.]?(?P<dev>\d*))?"
+    r"(?:\+(?P<local>[a-z0-9]+(?:[-_.][a-z0-9]+)*))?",
+    re.IGNORECASE,
+)
 
 
 def _version_from_info_name(name: str) -> str:
-    stem = name.rsplit(".", 1)[0]
-    parts = stem.split("-")
-    if len(parts) >= 2:
-        candidate = parts[1]
-        # Python versions such as 1.2 become SemVer 1.2.0; anything else keeps its text.
-        dots = candidate.count(".")
-        if candidate.replace(".", "").isdigit() and dots < 2:
-            candidate += ".0" * (2 - dots)
-        return candidate
-    return "0.0.0"
+    """The SemVer form of the Python version in a ``.dist-info`` folder name.
+
+    ``1.2`` → ``1.2.0``; ``2.0rc1`` → ``2.0.0-rc.1``; ``1.0.dev3`` → ``1.0.0-dev.3``;
+    ``1.0.post2`` → ``1.0.0+post.2``; ``1.2.3.4`` → ``1.2.3+4``. Anything else keeps its
+    text (and is reported if it is not SemVer).
+    """
+    parts = name.rsplit(".", 1)[0].split("-")
+    if len(parts) < 2:
+        return "0.0.0"
+    text = parts[1]
+    m = _PY_VERSION.fullmatch(text)
+    if m is None:
+        return text
+    release = [str(int(p)) for p in m["release"].split(".")]
+    release += ["0"] * (3 - len(release))
+    pre = []
+    if m["pre"] is not None:
+        pre += [m["pre"].lower(), m["pre_n"] or "0"]
+    if m["dev"] is not None:
+        pre += ["dev", m["dev"] or "0"]
+    build = release[3:]
+    if m["post"] is not None:
+        build += ["post", m["post"] or "0"]
+    if m["local"] is not None:
+        build += re.split(r"[-_.]", m["local"])
+    out = ".".join(release[:3])
+    if pre:
+        out += "-" + ".".join(pre)
+    if build:
+        out += "+" + ".".join(build)
+    return out
 
 
 def _entry_point_record(
-    name: str, value: str, version: str, site: str, info: str
-) -> tuple[PluginRecord | None, Problem | None]:
+    name: str, value: str, *, version: str, site: str, info: str
+) -> tuple[PluginRecord | None, Problem | None, list[tuple[str, int]]]:
+    """The record for one entry point, and the paths (with mtimes) it was built from."""
     top = value.split(":", 1)[0].split(".", 1)[0].strip()
     package_dir = os.path.join(site, top)
+    used = [(package_dir, _mtime(package_dir))]
     for manifest_name in MANIFEST_NAMES:
         mpath = os.path.join(package_dir, manifest_name)
         if os.path.isfile(mpath):
+            used.append((mpath, _mtime(mpath)))
             try:
                 manifest = load_manifest(Path(mpath))
             except ManifestError as exc:
-                return None, Problem("error", "manifest.invalid", str(exc), path=mpath)
-            return PluginRecord(manifest, package_dir, mpath, "builtin", 0), None
+                return None, Problem("error", "manifest.invalid", str(exc), path=mpath), used
+            return PluginRecord(manifest, package_dir, mpath, "builtin", 0), None, used
     namespace, _, bare = name.rpartition(".")
     raw = {
         "plugin": {
@@ -600,6 +834,5 @@ def _entry_point_record(
     try:
         manifest = manifest_from_mapping(raw, where)
     except ManifestError as exc:
-        return None, Problem("error", "manifest.invalid", str(exc), path=where)
-    return PluginRecord(manifest, package_dir, where, "builtin", 0), None
-
+        return None, Problem("error", "manifest.invalid", str(exc), path=where), used
+    return PluginRecord(manifest, package_dir, where, "builtin", 0), None, used

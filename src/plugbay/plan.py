@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .config import Policy
@@ -93,13 +94,15 @@ def plan(
     off = set(disabled)
     rejected: dict[str, Rejected] = {}
     candidates: dict[str, list[PluginRecord]] = {}
-    api = parse_version(api_version) if api_version is not None else None
+    if api_version is not None:
+        parse_version(api_version)  # a bad host version fails here, with a clear error
     for plugin_id in catalog.ids():
         versions = catalog.versions(plugin_id)
         if not versions:
             continue
-        preferred = catalog.preferred(plugin_id)
-        assert preferred is not None
+        # Most preferred first (as Catalog.preferred ranks them): active, then highest.
+        ranked = sorted(versions, key=_preference, reverse=True) if len(versions) > 1 else versions
+        preferred = ranked[0]
         if plugin_id in off:
             rejected[plugin_id] = Rejected(
                 plugin_id,
@@ -115,19 +118,20 @@ def plan(
                 plugin_id, preferred.version, "disabled", refusal, "policy"
             )
             continue
-        ok = [r for r in versions if _incompatibility(r, api, platform) is None]
+        ok = [r for r in ranked if _incompatibility(r, api_version, platform) is None]
         if not ok:
-            reason = _incompatibility(preferred, api, platform)
+            reason = _incompatibility(preferred, api_version, platform)
             assert reason is not None
             rejected[plugin_id] = Rejected(
                 plugin_id, preferred.version, "disabled", reason, "incompatible"
             )
             continue
-        candidates[plugin_id] = sorted(ok, key=_preference, reverse=True)
+        candidates[plugin_id] = ok
 
     chosen = _choose(candidates, rejected, catalog)
-    order, cycle_rejections = _order(chosen, rejected)
+    order, cycle_rejections = _order(chosen)
     rejected.update(cycle_rejections)
+    rejected = dict(sorted(rejected.items()))
     problems = [
         Problem(
             "info" if r.cause in ("config", "policy") else "error",
@@ -135,7 +139,7 @@ def plan(
             f"{r.plugin_id}{' ' + r.version if r.version else ''}: {r.reason}",
             plugin_id=r.plugin_id,
         )
-        for r in sorted(rejected.values(), key=lambda r: r.plugin_id)
+        for r in rejected.values()
     ]
     return LoadPlan(tuple(order), rejected, tuple(problems), api_version)
 
@@ -144,11 +148,27 @@ def _preference(r: PluginRecord) -> tuple[bool, Any]:
     return (r.active, parse_version(r.version))
 
 
-def _incompatibility(r: PluginRecord, api: Any, platform: str | None) -> str | None:
+@lru_cache(maxsize=4096)
+def _satisfies(version: str, rng: str) -> bool:
+    """Whether ``version`` is in range ``rng``; memoised, as a few ranges recur everywhere."""
+    return parse_version(version) in parse_range(rng)
+
+
+def _spec(plugin_id: str, rng: str) -> str:
+    """``acme.b >=2.0.0``, or just ``acme.b`` when any version will do."""
+    return plugin_id if rng.strip() == "*" else f"{plugin_id} {rng}"
+
+
+def _incompatibility(r: PluginRecord, api: str | None, platform: str | None) -> str | None:
     p = r.manifest.plugin
-    if api is not None and api not in parse_range(p.requires):
+    if api is not None and not _satisfies(api, p.requires):
         return f"needs host API {p.requires}, but this host provides {api}"
-    if platform is not None and p.platforms and p.runtime != "python" and platform not in p.platforms:
+    if (
+        platform is not None
+        and p.platforms
+        and p.runtime != "python"
+        and platform not in p.platforms
+    ):
         return f"has no build for {platform} (it has: {', '.join(sorted(p.platforms))})"
     return None
 
@@ -187,7 +207,7 @@ def _unsatisfied(chosen: Mapping[str, PluginRecord]) -> list[str]:
     for pid, record in chosen.items():
         for dep, rng in record.manifest.dependencies.items():
             target = chosen.get(dep)
-            if target is None or parse_version(target.version) not in parse_range(rng):
+            if target is None or not _satisfies(target.version, rng):
                 out.append(pid)
                 break
     return out
@@ -211,6 +231,8 @@ def _reject_unreachable(
             elif not reason:
                 state, reason = why
         if keep:
+            # Dropping a version (the preferred one, maybe) changes the next round's choice.
+            changed = changed or len(keep) != len(candidates[pid])
             candidates[pid] = keep
             continue
         cause = "blocked" if state == "blocked" else "dependency"
@@ -226,16 +248,15 @@ def _absent_dependency(
     rejected: Mapping[str, Rejected],
     catalog: Catalog,
 ) -> tuple[RejectedState, str] | None:
-    for dep, rng in record.manifest.dependencies.items():
+    for dep, rng in sorted(record.manifest.dependencies.items()):
         if dep in candidates:
             continue
         if dep in rejected:
             r = rejected[dep]
-            return "blocked", f"needs {dep} {rng}, which is {r.state}: {r.reason}"
-        installed = catalog.versions(dep)
-        if installed:
-            return "disabled", f"needs {dep} {rng}, but {dep} cannot load"
-        return "disabled", f"needs {dep} {rng}, but {dep} is not installed"
+            return "blocked", f"needs {_spec(dep, rng)}, which is {r.state}: {r.reason}"
+        if catalog.versions(dep):
+            return "disabled", f"needs {_spec(dep, rng)}, but {dep} cannot load"
+        return "disabled", f"needs {_spec(dep, rng)}, but {dep} is not installed"
     return None
 
 
@@ -308,13 +329,24 @@ class _Provider:
         ]
 
     def is_satisfied_by(self, requirement: _Requirement, candidate: PluginRecord) -> bool:
-        return requirement.range is None or parse_version(candidate.version) in requirement.range
+        return requirement.range is None or _satisfies(candidate.version, requirement.range.text)
 
     def get_dependencies(self, candidate: PluginRecord) -> list[_Requirement]:
         return [
             _Requirement(dep, parse_range(rng), candidate)
             for dep, rng in sorted(candidate.manifest.dependencies.items())
         ]
+
+    def narrow_requirement_selection(
+        self,
+        identifiers: Iterable[str],
+        resolutions: Mapping[str, PluginRecord],
+        candidates: Mapping[str, Iterator[PluginRecord]],
+        information: Mapping[str, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> Iterable[str]:
+        # resolvelib >= 1.1 calls this; AbstractProvider's default keeps every identifier.
+        return identifiers
 
 
 def _resolve(
@@ -334,8 +366,16 @@ def _resolve(
         return _culprits(list(exc.causes), candidates)
     except ResolutionTooDeep:
         return [
-            (pid, Rejected(pid, candidates[pid][0].version, "disabled", "its dependencies could "
-             "not be resolved in 10,000 rounds; pin versions with plugbay use ID@VERSION"))
+            (
+                pid,
+                Rejected(
+                    pid,
+                    candidates[pid][0].version,
+                    "disabled",
+                    "its dependencies could not be resolved in 10,000 rounds; "
+                    "pin versions with plugbay use ID@VERSION",
+                ),
+            )
             for pid in component
         ]
     return {pid: result.mapping[pid] for pid in component if pid in result.mapping}
@@ -344,6 +384,7 @@ def _resolve(
 def _culprits(
     causes: list[Any], candidates: Mapping[str, list[PluginRecord]]
 ) -> list[tuple[str, Rejected]]:
+    """Which ids to reject after resolvelib gave up, each with a reason naming the ranges."""
     by_dep: dict[str, list[_Requirement]] = {}
     for cause in causes:
         req: _Requirement = cause.requirement
@@ -352,53 +393,62 @@ def _culprits(
     out: dict[str, Rejected] = {}
     for dep, reqs in sorted(by_dep.items()):
         preferred = candidates[dep][0] if dep in candidates else None
+        # Blame whoever asks for something other than the version that would load anyway.
         odd = [
             r
             for r in reqs
             if preferred is None
             or r.range is None
-            or parse_version(preferred.version) not in r.range
+            or not _satisfies(preferred.version, r.range.text)
         ]
-        blamed = odd or reqs
         reason = _explain(dep, reqs, candidates)
-        for r in blamed:
+        for r in odd or reqs:
             assert r.parent is not None
             out.setdefault(r.parent.id, Rejected(r.parent.id, r.parent.version, "disabled", reason))
     if not out:  # resolvelib named only roots: reject them all rather than loop
         for cause in causes:
-            req = cause.requirement
-            out.setdefault(req.id, Rejected(req.id, None, "disabled", "cannot be resolved"))
+            pid = cause.requirement.id
+            version = candidates[pid][0].version if candidates.get(pid) else None
+            reason = "its dependencies cannot be met together with the other plugins' needs"
+            out.setdefault(pid, Rejected(pid, version, "disabled", reason))
     return sorted(out.items())
 
 
-def _explain(dep: str, reqs: list[_Requirement], candidates: Mapping[str, list[PluginRecord]]) -> str:
-    needs = "; ".join(
-        f"{r.parent.id} {r.parent.version} needs {dep} {r.range}"
-        for r in sorted(reqs, key=lambda r: (r.parent.id if r.parent else "", str(r.range)))
+def _explain(
+    dep: str, reqs: list[_Requirement], candidates: Mapping[str, list[PluginRecord]]
+) -> str:
+    needs = sorted(
+        {
+            f"{r.parent.id} {r.parent.version} needs {_spec(dep, r.range.text if r.range else '*')}"
+            for r in reqs
+            if r.parent is not None
+        }
     )
     versions = sorted({parse_version(c.version) for c in candidates.get(dep, [])})
-    if len({(r.parent.id if r.parent else "", str(r.range)) for r in reqs}) > 1:
-        installed = ", ".join(v.text for v in versions)
-        return f"{needs} (installed: {dep} {installed})"
+    listed = ", ".join(v.text for v in versions)
+    if len(needs) > 1:
+        return f"{'; '.join(needs)} (installed: {dep} {listed or 'none that can load'})"
     if not versions:
-        return f"{needs}, but {dep} cannot load"
-    only = ", ".join(v.text for v in versions)
-    return f"{needs}, but only {dep} {only} {'is' if len(versions) == 1 else 'are'} installed"
+        return f"{needs[0]}, but {dep} cannot load"
+    verb = "is" if len(versions) == 1 else "are"
+    return f"{needs[0]}, but only {dep} {listed} {verb} installed"
 
 
 # ---------------------------------------------------------------- load order
 
 
 def _order(
-    chosen: Mapping[str, PluginRecord], rejected: Mapping[str, Rejected]
+    chosen: Mapping[str, PluginRecord],
 ) -> tuple[list[PlannedPlugin], dict[str, Rejected]]:
     """Topological order with ties broken by id; cycles and what hangs on them rejected."""
     nodes = {pid: tuple(sorted(r.manifest.dependencies)) for pid, r in chosen.items()}
     order = _kahn(nodes)
+    planned = [PlannedPlugin(chosen[pid], nodes[pid]) for pid in order]
     if len(order) == len(nodes):
-        return [PlannedPlugin(chosen[pid], nodes[pid]) for pid in order], {}
+        return planned, {}
     placed = set(order)
-    rest = {pid: deps for pid, deps in nodes.items() if pid not in placed}
+    rest = {pid: tuple(d for d in deps if d not in placed) for pid, deps in nodes.items()}
+    rest = {pid: deps for pid, deps in rest.items() if pid not in placed}
     out: dict[str, Rejected] = {}
     for scc in _strongly_connected(rest):
         if len(scc) > 1:
@@ -407,17 +457,24 @@ def _order(
                 out[pid] = Rejected(
                     pid, chosen[pid].version, "disabled", f"dependency cycle: {ring}", "cycle"
                 )
-    for pid in sorted(rest):
-        if pid not in out:
-            dep = next(d for d in rest[pid] if d in rest)
-            out[pid] = Rejected(
-                pid,
-                chosen[pid].version,
-                "blocked",
-                f"needs {dep}, which is in a dependency cycle",
-                "blocked",
-            )
-    return [PlannedPlugin(chosen[pid], nodes[pid]) for pid in order], out
+    # The rest need a cycle member, directly or through one another; each pass settles
+    # at least the plugins one step further from a cycle.
+    waiting = sorted(pid for pid in rest if pid not in out)
+    for _ in range(len(waiting)):
+        for pid in waiting:
+            dep = next((d for d in rest[pid] if d in out), None)
+            if dep is not None:
+                out[pid] = Rejected(
+                    pid, chosen[pid].version, "blocked", _blocked_by(dep, out[dep]), "blocked"
+                )
+        waiting = [pid for pid in waiting if pid not in out]
+    return planned, out
+
+
+def _blocked_by(dep: str, rejected: Rejected) -> str:
+    if rejected.cause == "cycle":
+        return f"needs {dep}, which is in a {rejected.reason}"
+    return f"needs {dep}, which is blocked: {rejected.reason}"
 
 
 def _kahn(nodes: Mapping[str, tuple[str, ...]]) -> list[str]:
@@ -441,7 +498,10 @@ def _kahn(nodes: Mapping[str, tuple[str, ...]]) -> list[str]:
 
 
 def _strongly_connected(nodes: Mapping[str, tuple[str, ...]]) -> list[list[str]]:
-    """Tarjan's algorithm, iterative; each component listed in dependency order from its smallest id."""
+    """Tarjan's algorithm, iterative.
+
+    Each component is listed along its dependency edges, starting from its smallest id.
+    """
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -451,7 +511,9 @@ def _strongly_connected(nodes: Mapping[str, tuple[str, ...]]) -> list[list[str]]
     for start in sorted(nodes):
         if start in index:
             continue
-        work: list[tuple[str, Iterator[str]]] = [(start, iter(d for d in nodes[start] if d in nodes))]
+        work: list[tuple[str, Iterator[str]]] = [
+            (start, iter(d for d in nodes[start] if d in nodes))
+        ]
         index[start] = low[start] = counter
         counter += 1
         stack.append(start)

@@ -1071,3 +1071,81 @@ def test_many_problems_do_not_hide_good_plugins(plugins_dir: Path, tmp_path: Pat
         "manifest.invalid",
         "search-path.not-a-folder",
     ]
+
+
+# ---------------------------------------------------------------- store-installed plugins
+
+
+def _installed_by_store(root: Path, plugin_id: str, version: str) -> Path:
+    """A version folder as ``plugbay install`` leaves it (MANIFEST.json, FILES.json)."""
+    from plugbay.store.bundle import bundle_metadata
+
+    folder = write_plugin(root, plugin_id, version, layout="installed")
+    _, manifest_json, files_json, _ = bundle_metadata(folder)
+    (folder / "MANIFEST.json").write_bytes(manifest_json)
+    (folder / "FILES.json").write_bytes(files_json)
+    return folder
+
+
+def _bump_generation(root: Path) -> None:
+    """What every store change does: a new .generation file (a new inode)."""
+    tmp = root / ".generation.tmp"
+    tmp.write_text(os.urandom(8).hex())
+    os.replace(tmp, root / ".generation")
+
+
+def _age(root: Path, seconds: int = 60) -> None:
+    when = time.time() - seconds
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            os.utime(os.path.join(dirpath, name), (when, when), follow_symlinks=False)
+    os.utime(root, (when, when))
+
+
+def test_store_installed_plugins_are_taken_from_the_cache_while_the_stamp_holds(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "plugins"
+    folder = _installed_by_store(root, "acme.one", "1.0.0")
+    _installed_by_store(root, "acme.two", "2.0.0")
+    _bump_generation(root)
+    _age(root)
+    cache = tmp_path / "cache.msgpack"
+    sp = [SearchPath("user", root, 1)]
+    first = discover(sp, cache_path=cache)
+    assert sorted(r.key for r in first.records) == ["acme.one@1.0.0", "acme.two@2.0.0"]
+
+    # An edit inside an installed version, behind the store's back, is not looked for ...
+    manifest = folder / "plugin.toml"
+    manifest.write_text(manifest.read_text().replace('"1.0.0"', '"1.0.1"'))
+    counter = Recorder()
+    warm = discover(sp, cache_path=cache, reporter=counter)
+    assert counter.parsed == []
+    assert sorted(r.key for r in warm.records) == ["acme.one@1.0.0", "acme.two@2.0.0"]
+    # ... but a thorough scan (plugbay doctor) checks every file,
+    thorough = discover(sp, cache_path=cache, trust_store=False)
+    assert "acme.one@1.0.1" in {r.key for r in thorough.records}
+    # and so does the next discovery after any store change.
+    manifest.write_text(manifest.read_text().replace('"1.0.1"', '"1.0.2"'))
+    _bump_generation(root)
+    after = discover(sp, cache_path=cache)
+    assert "acme.one@1.0.2" in {r.key for r in after.records}
+
+
+def test_a_folder_added_beside_installed_plugins_is_noticed(tmp_path: Path) -> None:
+    root = tmp_path / "plugins"
+    _installed_by_store(root, "acme.one", "1.0.0")
+    _bump_generation(root)
+    _age(root)
+    cache = tmp_path / "cache.msgpack"
+    sp = [SearchPath("user", root, 1)]
+    assert [r.key for r in discover(sp, cache_path=cache).records] == ["acme.one@1.0.0"]
+    write_plugin(root, "acme.hand", "0.1.0")  # hand-placed: the top folder's mtime moves
+    found = discover(sp, cache_path=cache)
+    assert sorted(r.key for r in found.records) == ["acme.hand@0.1.0", "acme.one@1.0.0"]
+    # A hand-placed plugin means no snapshot: an edit to it is seen on the next run.
+    _age(root)
+    discover(sp, cache_path=cache)
+    hand = root / "acme.hand" / "plugin.toml"
+    hand.write_text(hand.read_text().replace('"0.1.0"', '"0.2.0"'))
+    assert "acme.hand@0.2.0" in {r.key for r in discover(sp, cache_path=cache).records}

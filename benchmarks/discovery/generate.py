@@ -6,10 +6,11 @@ Importable (``generate_plugins``, ``generate_dists``) and runnable::
     python benchmarks/discovery/generate.py dists DIR --count 1000
 
 ``plugins`` writes N valid plugins in the installed layout of DESIGN §3 under ``DIR``
-(a host's ``plugins`` folder)::
+(a host's ``plugins`` folder), as ``plugbay install`` leaves it::
 
-    DIR/<ns>/<name>/<version>/plugin.toml
+    DIR/<ns>/<name>/<version>/plugin.toml, MANIFEST.json, FILES.json
     DIR/<ns>/<name>/active
+    DIR/.generation            the store's stamp, replaced by every install
 
 spread over about N/50 namespaces; about one plugin in five has two versions side by
 side (the ``active`` file names the newer one, or for some the older one); about one in
@@ -39,6 +40,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from plugbay.discovery import GENERATION_FILE
+from plugbay.store.bundle import bundle_metadata
 
 __all__ = ["DistSummary", "PluginSummary", "generate_dists", "generate_plugins"]
 
@@ -150,6 +154,13 @@ def _date_back(root: Path, when: float) -> None:
         os.utime(dirpath, (when, when))
 
 
+def _as_installed(folder: Path) -> None:
+    """Add what ``plugbay install`` adds to a version folder: MANIFEST.json and FILES.json."""
+    _, manifest_json, files_json, _ = bundle_metadata(folder)
+    (folder / "MANIFEST.json").write_bytes(manifest_json)
+    (folder / "FILES.json").write_bytes(files_json)
+
+
 def generate_plugins(root: Path, count: int, *, seed: int = 1) -> PluginSummary:
     """Write ``count`` installed plugins under ``root`` (emptied first); see the module doc."""
     t0 = time.perf_counter()
@@ -188,10 +199,12 @@ def generate_plugins(root: Path, count: int, *, seed: int = 1) -> PluginSummary:
             folder.mkdir(parents=True)
             text = _manifest(namespace, name, _text(v), modules, dependency)
             (folder / "plugin.toml").write_text(text, "utf-8")
+            _as_installed(folder)
             versions_written += 1
             contributions += modules
         (base / "active").write_text(_text(active), "utf-8")
         active_of.append((plugin_id, active))
+    (root / GENERATION_FILE).write_text(f"generated {count}", "utf-8")
     _date_back(root, time.time() - PAST_SECONDS)
     return PluginSummary(
         plugins=count,

@@ -47,11 +47,16 @@ __all__ = [
     "discover",
 ]
 
+#: Written by the store in a search path's root with every change it commits.
+GENERATION_FILE = ".generation"
+#: Present in every version folder the store installed.
+STORE_MARK = "MANIFEST.json"
+
 #: Search-path origins, lowest precedence first (DESIGN §1).
 ORIGINS = ("builtin", "system", "user", "project", "config", "api")
 
 _MAX_DEPTH = 3
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 # A file or folder changed this recently may change again within the file system's
 # timestamp granularity without its mtime moving; such entries are not trusted next time.
 _RACY_NS = 2_000_000_000
@@ -60,7 +65,7 @@ _SKIP = frozenset({"__pycache__", "node_modules", "site-packages"})
 Severity = Literal["error", "warning", "info"]
 
 
-class Problem(msgspec.Struct, frozen=True):
+class Problem(msgspec.Struct, frozen=True, gc=False):
     """Something wrong (or worth knowing) found while discovering or planning."""
 
     severity: Severity
@@ -79,7 +84,7 @@ class SearchPath:
     precedence: int
 
 
-class PluginRecord(msgspec.Struct, frozen=True):
+class PluginRecord(msgspec.Struct, frozen=True, gc=False):
     """One discovered plugin version: its manifest and where it was found."""
 
     manifest: Manifest
@@ -147,15 +152,19 @@ class DiscoveryReporter:
 # ---------------------------------------------------------------- cache
 
 
-class _Folder(msgspec.Struct, array_like=True):
+class _Folder(msgspec.Struct, array_like=True, gc=False):
     mtime_ns: int
     manifest_name: str | None
     active: str | None
     children: tuple[str, ...]
     problems: tuple[Problem, ...] = ()
+    #: a plugin folder the store installed (it holds MANIFEST.json)
+    installed: bool = False
+    #: for a search path's root: the store's generation stamp when it was listed
+    generation: tuple[int, int] = (-1, -1)
 
 
-class _Parsed(msgspec.Struct, array_like=True):
+class _Parsed(msgspec.Struct, array_like=True, gc=False):
     mtime_ns: int
     size: int
     manifest: Manifest | None
@@ -170,12 +179,23 @@ class _EntryPoints(msgspec.Struct, array_like=True):
     watched: tuple[tuple[str, int], ...] = ()
 
 
+class _Snapshot(msgspec.Struct, array_like=True, gc=False):
+    """Everything one search path held, when the store owns all of it."""
+
+    generation: tuple[int, int]
+    mtime_ns: int
+    records: tuple[PluginRecord, ...]
+    problems: tuple[Problem, ...]
+
+
 class _CacheFile(msgspec.Struct):
     format: int
     producer: str
-    folders: dict[str, _Folder]
-    manifests: dict[str, _Parsed]
+    # Raw: decoded only when a search path has to be checked folder by folder.
+    folders: msgspec.Raw
+    manifests: msgspec.Raw
     entry_points: dict[str, _EntryPoints] = {}
+    snapshots: dict[str, _Snapshot] = {}
 
 
 def _producer() -> str:
@@ -187,14 +207,40 @@ def _producer() -> str:
 class _Cache:
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.folders: dict[str, _Folder] = {}
-        self.manifests: dict[str, _Parsed] = {}
+        self._folders: dict[str, _Folder] | None = {}
+        self._manifests: dict[str, _Parsed] | None = {}
+        self._raw: tuple[msgspec.Raw, msgspec.Raw] | None = None
         self.entry_points: dict[str, _EntryPoints] = {}
+        self.snapshots: dict[str, _Snapshot] = {}
         self.seen_folders: set[str] = set()
         self.seen_manifests: set[str] = set()
+        #: search paths answered from their snapshot: their folder entries stay as they are
+        self.snapshot_roots: set[str] = set()
         self.dirty = False
         if path is not None:
             self._read(path)
+
+    @property
+    def folders(self) -> dict[str, _Folder]:
+        if self._folders is None:
+            self._decode()
+        assert self._folders is not None
+        return self._folders
+
+    @property
+    def manifests(self) -> dict[str, _Parsed]:
+        if self._manifests is None:
+            self._decode()
+        assert self._manifests is not None
+        return self._manifests
+
+    def _decode(self) -> None:
+        assert self._raw is not None
+        try:
+            self._folders = msgspec.msgpack.decode(self._raw[0], type=dict[str, _Folder])
+            self._manifests = msgspec.msgpack.decode(self._raw[1], type=dict[str, _Parsed])
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self._folders, self._manifests, self.dirty = {}, {}, True
 
     def _read(self, path: Path) -> None:
         try:
@@ -209,26 +255,36 @@ class _Cache:
         if cache.format != _CACHE_FORMAT or cache.producer != _producer():
             self.dirty = True
             return
-        self.folders = cache.folders
-        self.manifests = cache.manifests
+        self._folders = self._manifests = None
+        self._raw = (cache.folders, cache.manifests)
         self.entry_points = cache.entry_points
+        self.snapshots = cache.snapshots
+
+    def _kept(self, key: str, seen: set[str], roots: tuple[str, ...]) -> bool:
+        return key in seen or (bool(roots) and key.startswith(roots))
 
     def save(self) -> None:
         if self.path is None:
             return
+        if self._folders is None and not self.dirty:
+            return  # every search path came from its snapshot: nothing to write
         # Entries not seen this time (removed folders) are dropped; a folder seen but not
         # stored (unreadable) is no reason to write the file again.
-        stale = not self.seen_folders.issuperset(self.folders) or not (
-            self.seen_manifests.issuperset(self.manifests)
-        )
+        roots = tuple(r + os.sep for r in self.snapshot_roots) + tuple(self.snapshot_roots)
+        folders = {k: v for k, v in self.folders.items() if self._kept(k, self.seen_folders, roots)}
+        manifests = {
+            k: v for k, v in self.manifests.items() if self._kept(k, self.seen_manifests, roots)
+        }
+        stale = len(folders) != len(self.folders) or len(manifests) != len(self.manifests)
         if not (self.dirty or stale):
             return
         body = _CacheFile(
             _CACHE_FORMAT,
             _producer(),
-            {k: v for k, v in self.folders.items() if k in self.seen_folders},
-            {k: v for k, v in self.manifests.items() if k in self.seen_manifests},
+            msgspec.Raw(msgspec.msgpack.encode(folders)),
+            msgspec.Raw(msgspec.msgpack.encode(manifests)),
             self.entry_points,
+            self.snapshots,
         )
         # Written aside and renamed over: a reader never sees half a file. The name is
         # unique so that two hosts saving at once (threads too) do not share a temp file.
@@ -251,6 +307,8 @@ class _Scan:
     cache: _Cache
     reporter: DiscoveryReporter
     now_ns: int
+    trust_store: bool = True
+    generations: dict[str, tuple[int, int]] = field(default_factory=dict)
     records: list[PluginRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
@@ -261,6 +319,8 @@ class _Root:
 
     sp: SearchPath
     seen: dict[str, str] = field(default_factory=dict)
+    #: the store's generation stamp is unchanged: installed versions are taken from the cache
+    trusted: bool = False
 
 
 def discover(
@@ -271,6 +331,7 @@ def discover(
     entry_point_group: str | None = None,
     path_entries: Sequence[str] = (),
     reporter: DiscoveryReporter | None = None,
+    trust_store: bool = True,
 ) -> Catalog:
     """Find every plugin under ``search_paths`` (lowest precedence first).
 
@@ -280,9 +341,13 @@ def discover(
     metadata cache is read from and, if anything changed, written back to that file.
     Nothing a search path holds makes this raise: unreadable folders, bad manifests and
     symbolic-link loops become :class:`Problem` entries of the catalog.
+
+    With ``trust_store`` (the default), version folders the store installed are taken
+    from the cache while the store's generation stamp is unchanged, without a ``stat``
+    each; ``trust_store=False`` checks every file (``plugbay doctor`` does).
     """
     cache = _Cache(cache_path)
-    scan = _Scan(cache, reporter or DiscoveryReporter(), time.time_ns())
+    scan = _Scan(cache, reporter or DiscoveryReporter(), time.time_ns(), trust_store)
     scan.records.extend(builtins)
     if entry_point_group is not None:
         found, problems = _entry_points(scan, entry_point_group, path_entries)
@@ -290,6 +355,11 @@ def discover(
         scan.problems.extend(problems)
     for sp in search_paths:
         _scan_root(scan, sp)
+    for root, stamp in scan.generations.items():
+        folder = cache.folders.get(root)
+        if folder is not None and folder.mtime_ns >= 0 and scan.now_ns - stamp[1] >= _RACY_NS:
+            cache.folders[root] = msgspec.structs.replace(folder, generation=stamp)
+            cache.dirty = True
     cache.save()
     records, shadow_problems = _mark_shadowed(scan.records, search_paths)
     return Catalog(tuple(records), tuple(scan.problems + shadow_problems), tuple(search_paths))
@@ -314,7 +384,86 @@ def _scan_root(scan: _Scan, sp: SearchPath) -> None:
             )
         )
         return
-    _visit(scan, _Root(sp), root, 0, st.st_mtime_ns)
+    snapshot = scan.cache.snapshots.get(root)
+    if (
+        scan.trust_store
+        and snapshot is not None
+        and snapshot.mtime_ns == st.st_mtime_ns
+        and snapshot.generation == _stamp(root)
+    ):
+        # The store changed nothing here and no folder was added or removed at the top.
+        scan.cache.snapshot_roots.add(root)
+        scan.records.extend(_with_origin(snapshot.records, sp))
+        scan.problems.extend(snapshot.problems)
+        return
+    first = len(scan.records), len(scan.problems)
+    trusted = _generation_unchanged(scan, root)
+    _visit(scan, _Root(sp, trusted=trusted), root, 0, st.st_mtime_ns)
+    _remember(scan, root, st.st_mtime_ns, first)
+
+
+def _with_origin(records: tuple[PluginRecord, ...], sp: SearchPath) -> list[PluginRecord]:
+    if all(r.origin == sp.origin and r.precedence == sp.precedence for r in records):
+        return list(records)
+    return [msgspec.structs.replace(r, origin=sp.origin, precedence=sp.precedence) for r in records]
+
+
+def _remember(scan: _Scan, root: str, mtime_ns: int, first: tuple[int, int]) -> None:
+    """Keep a snapshot of ``root`` when the store installed everything found in it.
+
+    A search path with no store stamp gets one only while it holds no plugin at all (an
+    empty folder stays empty until its mtime moves).
+    """
+    cache = scan.cache
+    records = tuple(scan.records[first[0] :])
+    stamp = scan.generations.get(root) or _stamp(root)
+    root_folder = cache.folders.get(root)
+    installed = all(
+        (f := cache.folders.get(r.path)) is not None and f.installed and f.mtime_ns >= 0
+        for r in records
+    )
+    if (
+        not scan.trust_store
+        or (stamp[0] < 0 and records)
+        or (stamp[0] >= 0 and scan.now_ns - stamp[1] < _RACY_NS)
+        or root_folder is None
+        or root_folder.mtime_ns != mtime_ns
+        or not installed
+    ):
+        if cache.snapshots.pop(root, None) is not None:
+            cache.dirty = True
+        return
+    snapshot = _Snapshot(stamp, mtime_ns, records, tuple(scan.problems[first[1] :]))
+    if cache.snapshots.get(root) != snapshot:
+        cache.snapshots[root] = snapshot
+        cache.dirty = True
+
+
+def _stamp(root: str) -> tuple[int, int]:
+    try:
+        st = os.stat(_join(root, GENERATION_FILE))
+    except OSError:
+        return (-1, -1)
+    return (st.st_ino, st.st_mtime_ns)
+
+
+def _generation_unchanged(scan: _Scan, root: str) -> bool:
+    """Whether the store has changed nothing under ``root`` since the cache was written.
+
+    The store replaces ``<root>/.generation`` (a new inode) in every change it commits, so
+    an unchanged (inode, mtime) means every version folder it installed is as cached.
+    """
+    stamp = _stamp(root)
+    if not scan.trust_store or stamp[0] < 0:
+        return False
+    snapshot = scan.cache.snapshots.get(root)
+    if snapshot is not None and snapshot.generation == stamp:
+        return True
+    cached = scan.cache.folders.get(root)
+    if cached is not None and cached.generation == stamp:
+        return True
+    scan.generations[root] = stamp  # recorded with the root's listing when it is saved
+    return False
 
 
 def _is_dir_mode(mode: int) -> bool:
@@ -369,6 +518,12 @@ def _visit_children(scan: _Scan, root: _Root, path: str, depth: int, folder: _Fo
         child_path = prefix + child
         active = folder.active is None or folder.active == child
         cached = scan.cache.folders.get(child_path)
+        if (
+            root.trusted
+            and cached is not None
+            and _take_installed(scan, root, child_path, cached, active=active, depth=depth + 1)
+        ):
+            continue
         if cached is not None and cached.manifest_name is not None and cached.mtime_ns >= 0:
             # A cached plugin folder: its manifest's own stat tells whether it changed.
             # Its folder is only listed again if the manifest is gone.
@@ -390,6 +545,74 @@ def _visit_children(scan: _Scan, root: _Root, path: str, depth: int, folder: _Fo
             _visit(scan, root, child_path, depth + 1, st.st_mtime_ns, active=active)
     if folder.active is not None and folder.active not in folder.children:
         _check_active(scan, path, folder.active, scan.records[first_record:])
+
+
+def _take_installed(
+    scan: _Scan, root: _Root, path: str, folder: _Folder, *, active: bool, depth: int
+) -> bool:
+    """Add the store-installed plugins under a cached folder without touching the disk.
+
+    Only when everything under ``path`` is cached and store-installed; otherwise nothing
+    is added and False sends the caller down the path that checks the disk.
+    """
+    found: list[tuple[str, _Folder, _Parsed, bool]] = []
+    if not _collect_installed(scan, path, folder, found, active=active, depth=depth):
+        return False
+    cache = scan.cache
+    sp = root.sp
+    for folder_path, f, parsed, is_active in found:
+        cache.seen_folders.add(folder_path)
+        if f.manifest_name is None:
+            continue
+        mpath = _join(folder_path, f.manifest_name)
+        cache.seen_manifests.add(mpath)
+        assert parsed.manifest is not None
+        record = PluginRecord(
+            parsed.manifest, folder_path, mpath, sp.origin, sp.precedence, is_active
+        )
+        key = f"{record.id}@{parsed.manifest.plugin.version}"
+        if key in root.seen:
+            return True  # a duplicate: the slow path reported it when the cache was made
+        root.seen[key] = folder_path
+        scan.records.append(record)
+    scan.problems.extend(p for _, f, _, _ in found for p in f.problems)
+    return True
+
+
+def _collect_installed(
+    scan: _Scan,
+    path: str,
+    folder: _Folder,
+    out: list[tuple[str, _Folder, _Parsed, bool]],
+    *,
+    active: bool,
+    depth: int,
+) -> bool:
+    if folder.mtime_ns < 0:
+        return False  # racy or untrusted when cached: check the disk
+    if folder.manifest_name is not None:
+        parsed = scan.cache.manifests.get(_join(path, folder.manifest_name))
+        if not folder.installed or parsed is None or parsed.manifest is None or parsed.mtime_ns < 0:
+            return False
+        out.append((path, folder, parsed, active))
+        return True
+    if depth >= _MAX_DEPTH or not folder.children:
+        return False
+    if folder.active is not None and folder.active not in folder.children:
+        return False  # the slow path reports the stale active file
+    out.append((path, folder, _NO_PARSED, active))
+    prefix = _join(path, "")
+    for child in folder.children:
+        sub = scan.cache.folders.get(prefix + child)
+        child_active = folder.active is None or folder.active == child
+        if sub is None or not _collect_installed(
+            scan, prefix + child, sub, out, active=child_active, depth=depth + 1
+        ):
+            return False
+    return True
+
+
+_NO_PARSED = _Parsed(-1, -1, None, None)
 
 
 def _check_active(scan: _Scan, path: str, active: str, found: list[PluginRecord]) -> None:
@@ -438,6 +661,7 @@ def _folder(scan: _Scan, path: str, mtime_ns: int) -> _Folder | None:
         scan.problems.append(_os_problem(path, exc))
         return None
     manifest_name = next((n for n in MANIFEST_NAMES if n in listing.files), None)
+    installed = manifest_name is not None and STORE_MARK in listing.files
     if manifest_name is not None:
         # A plugin folder is a leaf: what else it holds is the plugin's business.
         children: tuple[str, ...] = ()
@@ -449,7 +673,12 @@ def _folder(scan: _Scan, path: str, mtime_ns: int) -> _Folder | None:
         active = _read_active(path, listing) if "active" in listing.files else None
     trusted = listing.trusted and scan.now_ns - mtime_ns >= _RACY_NS
     folder = _Folder(
-        mtime_ns if trusted else -1, manifest_name, active, children, tuple(listing.problems)
+        mtime_ns if trusted else -1,
+        manifest_name,
+        active,
+        children,
+        tuple(listing.problems),
+        installed,
     )
     if folder != cached:
         cache.dirty = True

@@ -41,11 +41,18 @@ _PLATFORM = re.compile(r"^[a-z0-9]+-[a-z0-9_]+\Z")
 
 
 class _Struct(
-    msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab", omit_defaults=True
+    msgspec.Struct,
+    frozen=True,
+    forbid_unknown_fields=True,
+    rename="kebab",
+    omit_defaults=True,
+    gc=False,
 ):
     # omit_defaults: an encoded Manifest must parse back, and a module contribution
     # written with its default "priority = 0" would not (priority is for hooks only).
     # Subclasses repeat frozen=True: mypy does not see it inherited through the base.
+    # gc=False: manifests hold only strings, numbers and containers of them (no cycles),
+    # so the garbage collector need not track the thousands a warm start decodes.
     pass
 
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .config import Policy
 from .discovery import Catalog, PluginRecord, Problem
-from .versions import Range, parse_range, parse_version
+from .resolution import Provider, Requirement
+from .versions import parse_version, satisfies
 
 if TYPE_CHECKING:
     from resolvelib import AbstractProvider
@@ -149,11 +150,6 @@ def _preference(r: PluginRecord) -> tuple[bool, Any]:
 
 
 @lru_cache(maxsize=4096)
-def _satisfies(version: str, rng: str) -> bool:
-    """Whether ``version`` is in range ``rng``; memoised, as a few ranges recur everywhere."""
-    return parse_version(version) in parse_range(rng)
-
-
 def _spec(plugin_id: str, rng: str) -> str:
     """``acme.b >=2.0.0``, or just ``acme.b`` when any version will do."""
     return plugin_id if rng.strip() == "*" else f"{plugin_id} {rng}"
@@ -161,7 +157,7 @@ def _spec(plugin_id: str, rng: str) -> str:
 
 def _incompatibility(r: PluginRecord, api: str | None, platform: str | None) -> str | None:
     p = r.manifest.plugin
-    if api is not None and not _satisfies(api, p.requires):
+    if api is not None and not satisfies(api, p.requires):
         return f"needs host API {p.requires}, but this host provides {api}"
     if (
         platform is not None
@@ -207,7 +203,7 @@ def _unsatisfied(chosen: Mapping[str, PluginRecord]) -> list[str]:
     for pid, record in chosen.items():
         for dep, rng in record.manifest.dependencies.items():
             target = chosen.get(dep)
-            if target is None or not _satisfies(target.version, rng):
+            if target is None or not satisfies(target.version, rng):
                 out.append(pid)
                 break
     return out
@@ -280,86 +276,16 @@ def _component(troubled: Sequence[str], candidates: Mapping[str, list[PluginReco
     return sorted(seen)
 
 
-@dataclass(frozen=True, slots=True)
-class _Requirement:
-    id: str
-    range: Range | None
-    parent: PluginRecord | None
-
-    def __str__(self) -> str:
-        return f"{self.id} {self.range}" if self.range is not None else self.id
-
-
-class _Provider:
-    """Answers resolvelib from the candidate lists; all cheap, no I/O.
-
-    It implements resolvelib's AbstractProvider interface without importing resolvelib,
-    which is loaded only when the fast path in :func:`_choose` is not enough.
-    """
-
-    def __init__(self, candidates: Mapping[str, list[PluginRecord]]) -> None:
-        self._candidates = candidates
-
-    def identify(self, requirement_or_candidate: _Requirement | PluginRecord) -> str:
-        return requirement_or_candidate.id
-
-    def get_preference(
-        self,
-        identifier: str,
-        resolutions: Mapping[str, PluginRecord],
-        candidates: Mapping[str, Iterator[PluginRecord]],
-        information: Mapping[str, Iterator[Any]],
-        backtrack_causes: Sequence[Any],
-    ) -> tuple[int, str]:
-        # Fewest versions first keeps backtracking short; the id makes it deterministic.
-        return (len(self._candidates.get(identifier, ())), identifier)
-
-    def find_matches(
-        self,
-        identifier: str,
-        requirements: Mapping[str, Iterator[_Requirement]],
-        incompatibilities: Mapping[str, Iterator[PluginRecord]],
-    ) -> list[PluginRecord]:
-        bad = {c.key for c in incompatibilities[identifier]}
-        reqs = list(requirements[identifier])
-        return [
-            c
-            for c in self._candidates.get(identifier, ())
-            if c.key not in bad and all(self.is_satisfied_by(r, c) for r in reqs)
-        ]
-
-    def is_satisfied_by(self, requirement: _Requirement, candidate: PluginRecord) -> bool:
-        return requirement.range is None or _satisfies(candidate.version, requirement.range.text)
-
-    def get_dependencies(self, candidate: PluginRecord) -> list[_Requirement]:
-        return [
-            _Requirement(dep, parse_range(rng), candidate)
-            for dep, rng in sorted(candidate.manifest.dependencies.items())
-        ]
-
-    def narrow_requirement_selection(
-        self,
-        identifiers: Iterable[str],
-        resolutions: Mapping[str, PluginRecord],
-        candidates: Mapping[str, Iterator[PluginRecord]],
-        information: Mapping[str, Iterator[Any]],
-        backtrack_causes: Sequence[Any],
-    ) -> Iterable[str]:
-        # resolvelib >= 1.1 calls this; AbstractProvider's default keeps every identifier.
-        return identifiers
-
-
 def _resolve(
     component: list[str], candidates: Mapping[str, list[PluginRecord]]
 ) -> dict[str, PluginRecord] | list[tuple[str, Rejected]]:
     """Resolve one connected component; on failure, say which ids to reject and why."""
-    provider = _Provider(candidates)
     from resolvelib import BaseReporter, Resolver
     from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
-    typed = cast("AbstractProvider[_Requirement, PluginRecord, str]", provider)
-    resolver: Resolver[_Requirement, PluginRecord, str] = Resolver(typed, BaseReporter())
-    roots = [_Requirement(pid, None, None) for pid in component]
+    typed = cast("AbstractProvider[Requirement, PluginRecord, str]", Provider(candidates))
+    resolver: Resolver[Requirement, PluginRecord, str] = Resolver(typed, BaseReporter())
+    roots = [Requirement(pid, None) for pid in component]
     try:
         result = resolver.resolve(roots, max_rounds=10_000)
     except ResolutionImpossible as exc:
@@ -385,9 +311,9 @@ def _culprits(
     causes: list[Any], candidates: Mapping[str, list[PluginRecord]]
 ) -> list[tuple[str, Rejected]]:
     """Which ids to reject after resolvelib gave up, each with a reason naming the ranges."""
-    by_dep: dict[str, list[_Requirement]] = {}
+    by_dep: dict[str, list[Requirement]] = {}
     for cause in causes:
-        req: _Requirement = cause.requirement
+        req: Requirement = cause.requirement
         if req.parent is not None:
             by_dep.setdefault(req.id, []).append(req)
     out: dict[str, Rejected] = {}
@@ -397,9 +323,7 @@ def _culprits(
         odd = [
             r
             for r in reqs
-            if preferred is None
-            or r.range is None
-            or not _satisfies(preferred.version, r.range.text)
+            if preferred is None or r.range is None or not satisfies(preferred.version, r.range)
         ]
         reason = _explain(dep, reqs, candidates)
         for r in odd or reqs:
@@ -415,11 +339,11 @@ def _culprits(
 
 
 def _explain(
-    dep: str, reqs: list[_Requirement], candidates: Mapping[str, list[PluginRecord]]
+    dep: str, reqs: list[Requirement], candidates: Mapping[str, list[PluginRecord]]
 ) -> str:
     needs = sorted(
         {
-            f"{r.parent.id} {r.parent.version} needs {_spec(dep, r.range.text if r.range else '*')}"
+            f"{r.parent.id} {r.parent.version} needs {_spec(dep, r.range or '*')}"
             for r in reqs
             if r.parent is not None
         }

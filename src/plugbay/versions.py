@@ -15,7 +15,7 @@ import nodesemver
 
 from .errors import VersionError
 
-__all__ = ["Range", "Version", "parse_range", "parse_version"]
+__all__ = ["Range", "Version", "parse_range", "parse_version", "satisfies"]
 
 
 @total_ordering
@@ -130,3 +130,9 @@ def parse_version(text: str) -> Version:
 def parse_range(text: str) -> Range:
     """Parse (and memoise) a range; raises VersionError with a hint on bad syntax."""
     return Range(text)
+
+
+@cache
+def satisfies(version: str, rng: str) -> bool:
+    """Whether ``version`` is in range ``rng`` (memoised: a few ranges recur everywhere)."""
+    return parse_version(version) in parse_range(rng)

@@ -145,9 +145,20 @@ def _find(host: Host, plugin_id: str) -> PluginRecord:
     return record
 
 
+def _config_of(host: Host, plugin_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The plugin's validated config with secrets shown as ``***``, or why it is invalid."""
+    from ..errors import ConfigError
+
+    try:
+        return host.plugin_config(plugin_id).redacted(), None
+    except ConfigError as exc:  # secret values are never part of its message
+        return None, str(exc)
+
+
 def info(settings: Settings, plugin_id: str) -> int:
     host = settings.make_host()
     record = _find(host, plugin_id)
+    config, config_error = _config_of(host, plugin_id)
     state, reason = _state(host.load_plan, plugin_id)
     m = record.manifest
     p = m.plugin
@@ -189,6 +200,8 @@ def info(settings: Settings, plugin_id: str) -> int:
             "subprocess": m.permissions.subprocess,
         },
         "python_dependencies": list(p.python_dependencies),
+        "config": config,
+        "config_error": config_error,
     }
     if settings.json:
         render.emit_json(doc)
@@ -228,6 +241,14 @@ def info(settings: Settings, plugin_id: str) -> int:
         *(["subprocess"] if perms["subprocess"] else []),
     ]
     out("  permissions:  " + (", ".join(asked) or "none"))
+    if config_error is not None:
+        out(f"  config:       invalid: {config_error}")
+    elif config:
+        import json
+
+        out("  config:")
+        for key, value in config.items():
+            out(f"    {key} = {json.dumps(value, ensure_ascii=False, default=str)}")
     return 0
 
 
@@ -297,7 +318,8 @@ def _plugin_overview(record: PluginRecord) -> str:
 
 def doctor(settings: Settings) -> int:
     host = settings.make_host()
-    problems = host.problems()
+    host.discover(thorough=True)  # check every installed file, not the store's stamp
+    problems = host.problems(reserved=settings.reserved)
     errors = [p for p in problems if p.severity == "error"]
     if settings.json:
         render.emit_json(
@@ -411,7 +433,7 @@ def _status_doc(s: PluginStatus, health: Any, verbose: int) -> dict[str, Any]:
 def run_plugin_command(settings: Settings, command: str, args: list[str]) -> int:
     host = settings.make_host()
     try:
-        return host.run_command(command, args)
+        return host.run_command(command, args, reserved=settings.reserved)
     finally:
         host.stop()
 

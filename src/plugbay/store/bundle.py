@@ -1,0 +1,468 @@
+"""Bundles (DESIGN §4): reproducible building, and checked, safe extraction.
+
+A bundle is ``<ns>-<name>-<version>.tar.gz`` holding, at its root, ``MANIFEST.json`` (the
+normalised manifest, build info, and the sha256 of ``FILES.json``), ``FILES.json`` (every
+other file: path, size, mode, sha256), optionally ``MANIFEST.json.sig``, and the plugin's
+own files. Building sorts entries, fixes mtimes, owners and modes, and writes a gzip
+header with no name or time, so the same source gives the same bytes.
+
+Reading checks everything before a byte is written to the destination: entry names
+(absolute, ``..``, duplicates, case collisions), entry types (no links leaving the bundle,
+no devices), size and count limits, and that every file is listed in FILES.json with the
+right size and hash, and FILES.json has the hash MANIFEST.json names.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import hashlib
+import io
+import os
+import posixpath
+import stat
+import tarfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from ..errors import BundleError, ManifestError
+from ..manifest import MANIFEST_NAMES, Manifest, load_manifest
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "FileEntry",
+    "Limits",
+    "ManifestFile",
+    "ReadBundle",
+    "build_bundle",
+    "bundle_metadata",
+    "bundle_name",
+    "collect_files",
+    "read_bundle",
+]
+
+BUNDLE_FORMAT = 1
+MANIFEST_JSON = "MANIFEST.json"
+FILES_JSON = "FILES.json"
+SIGNATURE = "MANIFEST.json.sig"
+_META = frozenset({MANIFEST_JSON, FILES_JSON, SIGNATURE})
+
+# What a build leaves out, besides the manifest's own ``exclude`` globs.
+IGNORED_DIRS = frozenset(
+    {".git", ".hg", ".svn", ".bzr", "__pycache__", ".pytest_cache", ".mypy_cache",
+     ".ruff_cache", ".tox", ".nox", ".venv", "venv", ".idea", ".vscode", "node_modules",
+     ".eggs", "build", "dist", ".hypothesis"}
+)  # fmt: skip
+IGNORED_FILES = ("*.pyc", "*.pyo", ".DS_Store", "*~", "*.swp", "*.tar.gz")
+
+_MTIME = 0  # 1970-01-01: fixed, so builds are reproducible
+
+
+class FileEntry(msgspec.Struct, frozen=True):
+    """One file of a bundle, as FILES.json lists it."""
+
+    path: str
+    size: int
+    mode: int
+    sha256: str
+
+
+class FilesList(msgspec.Struct, frozen=True):
+    format: int
+    files: tuple[FileEntry, ...]
+
+
+class BuildInfo(msgspec.Struct, frozen=True):
+    tool: str
+    format: int
+
+
+class ManifestFile(msgspec.Struct, frozen=True):
+    """MANIFEST.json: what the bundle is and the hash that pins FILES.json."""
+
+    format: int
+    id: str
+    version: str
+    manifest: dict[str, Any]
+    manifest_file: str
+    files_sha256: str
+    build: BuildInfo
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds a bundle must stay within (decompression bombs, runaway bundles)."""
+
+    max_files: int = 10_000
+    max_total_bytes: int = 512 * 1024 * 1024
+    max_file_bytes: int = 256 * 1024 * 1024
+    max_compressed_bytes: int = 256 * 1024 * 1024
+
+
+def bundle_name(plugin_id: str, version: str) -> str:
+    """``acme.tool`` 1.0.0 → ``acme-tool-1.0.0.tar.gz``."""
+    return f"{plugin_id.replace('.', '-')}-{version}.tar.gz"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _normal_mode(mode: int) -> int:
+    return 0o755 if mode & 0o111 else 0o644
+
+
+def collect_files(folder: Path, exclude: Sequence[str] = ()) -> list[tuple[str, Path]]:
+    """The files a build of ``folder`` takes: ``(bundle path, source path)``, sorted.
+
+    Leaves out VCS folders, caches, virtual environments and the ``exclude`` globs
+    (matched against the bundle path and against the file name). Symbolic links are
+    followed only when they stay inside ``folder``.
+    """
+    root = folder.resolve()
+    out: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root)
+        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in IGNORED_DIRS
+            and not d.endswith(".egg-info")
+            and not _excluded(posixpath.join(rel_dir, d), d, exclude)
+        )
+        for name in sorted(filenames):
+            rel = posixpath.join(rel_dir, name) if rel_dir else name
+            if rel in _META or any(fnmatch.fnmatch(name, g) for g in IGNORED_FILES):
+                continue
+            if _excluded(rel, name, exclude):
+                continue
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                target = path.resolve()
+                if root not in target.parents or not target.is_file():
+                    raise BundleError(
+                        str(path),
+                        "is a symbolic link leading outside the plugin folder; "
+                        "copy the file in, or add it to the manifest's exclude list",
+                    )
+            elif not path.is_file():
+                continue  # sockets, fifos: never part of a plugin
+            out.append((rel, path))
+    return out
+
+
+def _excluded(rel: str, name: str, patterns: Sequence[str]) -> bool:
+    return any(
+        fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) or rel.startswith(p.rstrip("/") + "/")
+        for p in patterns
+    )
+
+
+def build_bundle(folder: Path, out_dir: Path) -> Path:
+    """Validate the plugin in ``folder`` and write its reproducible bundle into ``out_dir``."""
+    manifest, manifest_json, files_json, blobs = bundle_metadata(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / bundle_name(manifest.id, manifest.version)
+    members = [(MANIFEST_JSON, manifest_json, 0o644), (FILES_JSON, files_json, 0o644), *blobs]
+    _write_tar(target, members)
+    return target
+
+
+def bundle_metadata(folder: Path) -> tuple[Manifest, bytes, bytes, list[tuple[str, bytes, int]]]:
+    """What a build of ``folder`` holds: the manifest, MANIFEST.json, FILES.json, the files."""
+    from .. import __version__
+
+    manifest_path = next((folder / n for n in MANIFEST_NAMES if (folder / n).is_file()), None)
+    if manifest_path is None:
+        raise BundleError(str(folder), f"has no manifest ({', '.join(MANIFEST_NAMES)})")
+    manifest = load_manifest(manifest_path)
+    entries: list[FileEntry] = []
+    blobs: list[tuple[str, bytes, int]] = []
+    for rel, path in collect_files(folder, manifest.exclude):
+        data = path.read_bytes()
+        mode = _normal_mode(path.stat().st_mode)
+        entries.append(FileEntry(rel, len(data), mode, _sha256(data)))
+        blobs.append((rel, data, mode))
+    files_json = msgspec.json.encode(FilesList(BUNDLE_FORMAT, tuple(entries)))
+    manifest_json = msgspec.json.encode(
+        ManifestFile(
+            BUNDLE_FORMAT,
+            manifest.id,
+            manifest.version,
+            msgspec.to_builtins(manifest),
+            manifest_path.name,
+            _sha256(files_json),
+            BuildInfo(f"plugbay {__version__}", BUNDLE_FORMAT),
+        )
+    )
+    return manifest, manifest_json, files_json, blobs
+
+
+def _write_tar(target: Path, members: list[tuple[str, bytes, int]]) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        dirs: set[str] = set()
+        for rel, data, mode in members:
+            for parent in _parents(rel):
+                if parent not in dirs:
+                    dirs.add(parent)
+                    tar.addfile(_info(parent + "/", tarfile.DIRTYPE, 0o755, 0))
+            tar.addfile(_info(rel, tarfile.REGTYPE, mode, len(data)), io.BytesIO(data))
+    # mtime=0 and no file name in the gzip header: the same tar gives the same bytes.
+    with (
+        open(tmp, "wb") as f,
+        gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=6) as gz,
+    ):
+        gz.write(raw.getvalue())
+    os.replace(tmp, target)
+
+
+def _parents(rel: str) -> list[str]:
+    parts = rel.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _info(name: str, kind: bytes, mode: int, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.size = size
+    info.mtime = _MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class ReadBundle:
+    """A bundle read into memory and checked: safe to write out with :meth:`extract_to`."""
+
+    path: str
+    sha256: str
+    manifest_file: ManifestFile
+    manifest_sha256: str
+    manifest: Manifest
+    files: tuple[FileEntry, ...]
+    contents: dict[str, bytes]
+    signature: bytes | None
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def extract_to(self, folder: Path) -> None:
+        """Write the checked files (and the metadata files) into a new folder."""
+        folder.mkdir(parents=True, exist_ok=False)
+        modes = {e.path: e.mode for e in self.files}
+        for rel, data in sorted(self.contents.items()):
+            target = folder.joinpath(*rel.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as f:
+                f.write(data)
+            os.chmod(target, modes.get(rel, 0o644))
+
+
+def read_bundle(path: Path, limits: Limits | None = None) -> ReadBundle:
+    """Read and check a bundle file; raises BundleError saying what is wrong."""
+    limits = limits or Limits()
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BundleError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+    if size > limits.max_compressed_bytes:
+        raise BundleError(
+            str(path), f"is {size:,} bytes, over the limit of {limits.max_compressed_bytes:,}"
+        )
+    data = path.read_bytes()
+    return read_bundle_bytes(data, str(path), limits)
+
+
+def read_bundle_bytes(data: bytes, where: str, limits: Limits | None = None) -> ReadBundle:
+    """:func:`read_bundle` for bytes already in memory (a download)."""
+    limits = limits or Limits()
+    contents = _read_members(data, where, limits)
+    if MANIFEST_JSON not in contents or FILES_JSON not in contents:
+        raise BundleError(
+            where,
+            f"is not a plugbay bundle: {MANIFEST_JSON} or {FILES_JSON} is missing at its root",
+        )
+    try:
+        mfile = msgspec.json.decode(contents[MANIFEST_JSON], type=ManifestFile)
+        flist = msgspec.json.decode(contents[FILES_JSON], type=FilesList)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise BundleError(
+            where, f"has an unreadable {MANIFEST_JSON} or {FILES_JSON}: {exc}"
+        ) from None
+    if mfile.format != BUNDLE_FORMAT:
+        raise BundleError(
+            where, f"has bundle format {mfile.format}; this plugbay reads format {BUNDLE_FORMAT}"
+        )
+    if _sha256(contents[FILES_JSON]) != mfile.files_sha256:
+        raise BundleError(
+            where,
+            f"{FILES_JSON} does not match the hash in {MANIFEST_JSON}: the bundle was altered",
+        )
+    _check_listing(flist.files, contents, where)
+    manifest_text = contents.get(mfile.manifest_file)
+    if manifest_text is None or mfile.manifest_file not in MANIFEST_NAMES:
+        raise BundleError(
+            where, f"names {mfile.manifest_file!r} as its manifest, which it does not hold"
+        )
+    from ..manifest import parse_manifest
+
+    try:
+        manifest = parse_manifest(manifest_text, f"{where}!{mfile.manifest_file}")
+    except ManifestError as exc:
+        raise BundleError(where, f"holds an invalid manifest: {exc}") from None
+    if manifest.id != mfile.id or manifest.version != mfile.version:
+        raise BundleError(
+            where,
+            f"{MANIFEST_JSON} says {mfile.id} {mfile.version} but the manifest says "
+            f"{manifest.id} {manifest.version}",
+        )
+    if msgspec.to_builtins(manifest) != mfile.manifest:
+        raise BundleError(where, f"{MANIFEST_JSON} and {mfile.manifest_file} disagree")
+    return ReadBundle(
+        where,
+        _sha256(data),
+        mfile,
+        _sha256(contents[MANIFEST_JSON]),
+        manifest,
+        flist.files,
+        contents,
+        contents.get(SIGNATURE),
+    )
+
+
+def _read_members(data: bytes, where: str, limits: Limits) -> dict[str, bytes]:
+    contents: dict[str, bytes] = {}
+    folded: dict[str, str] = {}
+    dirs: set[str] = set()
+    total = 0
+    count = 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for member in _members(tar):
+                count += 1
+                if count > limits.max_files:
+                    raise BundleError(where, f"has more than {limits.max_files:,} entries")
+                name = _safe_name(member.name, where)
+                if member.isdir():
+                    dirs.add(name)
+                    continue
+                if not member.isfile():
+                    what = (
+                        "a link" if member.issym() or member.islnk() else "a device or special file"
+                    )
+                    raise BundleError(
+                        where, f"entry {member.name!r} is {what}; bundles hold regular files only"
+                    )
+                if member.size > limits.max_file_bytes:
+                    raise BundleError(
+                        where,
+                        f"entry {name!r} is {member.size:,} bytes, "
+                        f"over the limit of {limits.max_file_bytes:,}",
+                    )
+                total += member.size
+                if total > limits.max_total_bytes:
+                    raise BundleError(
+                        where, f"unpacks to more than {limits.max_total_bytes:,} bytes"
+                    )
+                key = name.casefold()
+                if name in contents or key in folded:
+                    other = folded.get(key, name)
+                    raise BundleError(
+                        where,
+                        f"has entry {name!r} twice (or differing only in case from {other!r})",
+                    )
+                folded[key] = name
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                blob = _read_exactly(extracted, member.size, where, name)
+                contents[name] = blob
+    except BundleError:
+        raise
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise BundleError(where, f"is not a valid .tar.gz (truncated or corrupt): {exc}") from None
+    for d in dirs:
+        if d in contents:
+            raise BundleError(where, f"has {d!r} both as a folder and as a file")
+    return contents
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    while True:
+        member = tar.next()
+        if member is None:
+            return
+        yield member
+
+
+def _read_exactly(f: IO[bytes], size: int, where: str, name: str) -> bytes:
+    blob = f.read(size + 1)
+    if len(blob) != size:
+        raise BundleError(where, f"entry {name!r} is truncated")
+    return blob
+
+
+def _safe_name(name: str, where: str) -> str:
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise BundleError(where, f"entry {name!r} has an absolute path")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise BundleError(where, f"entry {name!r} leaves the bundle (..)")
+    if not parts:
+        raise BundleError(where, f"entry {name!r} has an empty path")
+    if any("\x00" in p or len(p) > 255 for p in parts):
+        raise BundleError(where, f"entry {name!r} has an invalid file name")
+    return "/".join(parts)
+
+
+def _check_listing(files: Sequence[FileEntry], contents: dict[str, bytes], where: str) -> None:
+    listed = {e.path: e for e in files}
+    if len(listed) != len(files):
+        raise BundleError(where, f"{FILES_JSON} lists a file twice")
+    for e in files:
+        data = contents.get(e.path)
+        if data is None:
+            raise BundleError(
+                where, f"{FILES_JSON} lists {e.path!r}, which the bundle does not hold"
+            )
+        if len(data) != e.size or _sha256(data) != e.sha256:
+            raise BundleError(
+                where, f"{e.path!r} does not match its size or sha256 in {FILES_JSON}"
+            )
+        if e.mode not in (0o644, 0o755):
+            raise BundleError(
+                where, f"{e.path!r} has mode {oct(e.mode)} in {FILES_JSON}; expected 0o644 or 0o755"
+            )
+    for name in contents:
+        if name not in listed and name not in _META:
+            raise BundleError(where, f"holds {name!r}, which {FILES_JSON} does not list")
+
+
+def hash_file(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def is_executable(mode: int) -> bool:
+    return bool(stat.S_IMODE(mode) & 0o111)

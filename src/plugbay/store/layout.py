@@ -1,0 +1,112 @@
+"""The installed layout of a host home (DESIGN §3), and receipts.
+
+```
+<home>/plugins/<ns>/<name>/<version>/   one folder per installed version (bare ids: ns "_")
+<home>/plugins/<ns>/<name>/active       the active version, replaced atomically
+<home>/receipts/<id>-<version>.json     where it came from, bundle and MANIFEST hashes
+<home>/staging/<transaction>/           work in progress (same file system)
+<home>/.lock                            held by every change
+```
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+__all__ = ["InstalledVersion", "Layout", "Receipt"]
+
+
+class Receipt(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What plugbay recorded when it installed one version."""
+
+    id: str
+    version: str
+    source: str
+    bundle_sha256: str
+    manifest_sha256: str
+    installed_at: str
+    signer: str | None = None
+    python_dependencies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InstalledVersion:
+    """One version folder in the layout, with its receipt if it has one."""
+
+    id: str
+    version: str
+    path: Path
+    active: bool
+    receipt: Receipt | None
+
+
+class Layout:
+    """Paths of one home; reading only (changes go through a Transaction)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.plugins = home / "plugins"
+        self.receipts = home / "receipts"
+        self.staging = home / "staging"
+        self.cache = home / "cache"
+        self.lock_path = home / ".lock"
+        self.config = home / "config.toml"
+
+    def plugin_dir(self, plugin_id: str) -> Path:
+        namespace, _, name = plugin_id.rpartition(".")
+        return self.plugins / (namespace or "_") / name
+
+    def version_dir(self, plugin_id: str, version: str) -> Path:
+        return self.plugin_dir(plugin_id) / version
+
+    def active_file(self, plugin_id: str) -> Path:
+        return self.plugin_dir(plugin_id) / "active"
+
+    def receipt_path(self, plugin_id: str, version: str) -> Path:
+        return self.receipts / f"{plugin_id}-{version}.json"
+
+    def active_version(self, plugin_id: str) -> str | None:
+        try:
+            return self.active_file(plugin_id).read_text("utf-8").strip() or None
+        except OSError:
+            return None
+
+    def read_receipt(self, plugin_id: str, version: str) -> Receipt | None:
+        try:
+            return msgspec.json.decode(
+                self.receipt_path(plugin_id, version).read_bytes(), type=Receipt
+            )
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+    def installed(self) -> Iterator[InstalledVersion]:
+        """Every version folder the store installed (one holding MANIFEST.json)."""
+        try:
+            namespaces = sorted(os.listdir(self.plugins))
+        except OSError:
+            return
+        for ns in namespaces:
+            ns_dir = self.plugins / ns
+            if ns.startswith(".") or not ns_dir.is_dir():
+                continue
+            for name in sorted(os.listdir(ns_dir)):
+                base = ns_dir / name
+                if not (base / "active").exists() and not any(base.glob("*/MANIFEST.json")):
+                    continue
+                plugin_id = name if ns == "_" else f"{ns}.{name}"
+                active = self.active_version(plugin_id)
+                for version in sorted(os.listdir(base)):
+                    folder = base / version
+                    if (folder / "MANIFEST.json").is_file():
+                        yield InstalledVersion(
+                            plugin_id,
+                            version,
+                            folder,
+                            version == active,
+                            self.read_receipt(plugin_id, version),
+                        )

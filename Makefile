@@ -30,6 +30,7 @@ test: lint types unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/discovery/run.py
+	$(BIN)/python benchmarks/hooks/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,8 @@
 
 A host declares each hook once (:meth:`Hooks.declare`); plugins implement hooks through
 ``[[contributes.hook]]`` entries, whatever their runtime: an implementation is any callable
-taking the spec's arguments (or a subset of them, by name).
+taking the spec's arguments (or a subset of them, by name; ``**kwargs`` takes them all, and
+an argument with a default gets the call's value when the spec has one by that name).
 
 Order of implementations: higher ``priority`` first; then the ``before``/``after`` lists
 of plugin ids are honoured; then ties are broken by plugin id. A cycle among
@@ -20,17 +21,19 @@ plain function call per implementation.
 from __future__ import annotations
 
 import heapq
+import keyword
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .discovery import Problem
-from .errors import PluginError
+from .errors import HookCallError, HookSpecError, PluginError
 
 __all__ = [
+    "LIFECYCLE_HOOKS",
     "HookCallError",
     "HookCaller",
     "HookImpl",
@@ -38,42 +41,25 @@ __all__ = [
     "HookSpec",
     "HookSpecError",
     "Hooks",
-    "LIFECYCLE_HOOKS",
 ]
 
 OnError = Literal["raise", "collect"]
-
-
-class HookSpecError(PluginError):
-    """A hook declaration, or an implementation that does not fit its spec."""
-
-
-class HookCallError(PluginError):
-    """An implementation raised (or timed out); names the hook and the plugin.
-
-    The original exception is ``__cause__`` and :attr:`error`.
-    """
-
-    def __init__(self, hook: str, plugin_id: str, error: BaseException) -> None:
-        self.hook = hook
-        self.plugin_id = plugin_id
-        self.error = error
-        text = str(error)
-        what = f"{type(error).__name__}: {text}" if text else type(error).__name__
-        super().__init__(f"hook {hook}: the implementation from {plugin_id} raised {what}")
 
 
 @dataclass(frozen=True)
 class HookSpec:
     """What a host promises to call: name, argument names, and how results combine.
 
+    - ``args``: the keyword arguments every call passes; Python identifiers that are not
+      keywords and do not start with ``_`` (those names are the dispatcher's own).
     - ``firstresult``: stop at the first implementation that returns something other
       than None, and return that value (None if none did).
     - ``historic``: remember every call and replay it to implementations added later.
     - ``concurrent``: ``acall`` awaits async implementations together, not one by one.
     - ``on_error``: ``"raise"`` stops at the first failing implementation and raises
       :class:`HookCallError`; ``"collect"`` calls every implementation and returns
-      :class:`HookResults` with the results and the errors.
+      :class:`HookResults` with the results and the errors (a wrapper's own failure
+      still ends the call: wrappers decide what the outcome is).
     - ``timeout``: seconds each async implementation may take in ``acall``.
     """
 
@@ -115,15 +101,18 @@ class HookImpl:
     after: tuple[str, ...] = ()
     wrapper: bool = False
     resolve: Callable[[], Callable[..., Any]] | None = field(default=None, repr=False)
+    #: the spec arguments it is called with (None: not checked yet, pass them all)
     argnames: tuple[str, ...] | None = None
     takes_kwargs: bool = False
     #: how many of ``argnames`` may be passed by position
     positional: int = 0
     #: False only when the function is known to be a plain, non-async function
     maybe_async: bool = True
+    #: where a host finds ``function``: the manifest's ``module:attr``, or None for the
+    #: plugin object's method named like the hook
+    entry: str | None = None
 
 
-# The host's own lifecycle events, declared on every host.
 # The host's own lifecycle events, declared on every host. A subscriber that raises is
 # logged by the host and never stops the lifecycle, hence "collect".
 LIFECYCLE_HOOKS = tuple(
@@ -141,11 +130,25 @@ LIFECYCLE_HOOKS = tuple(
 
 Tracer = Callable[[str, str, str | None, dict[str, Any], Any, float], None]
 
+# Code object flags (see the inspect module).
+_CO_GENERATOR = 0x20
+_CO_ASYNC = 0x80 | 0x100 | 0x200  # coroutine, iterable coroutine, async generator
+_CO_VARKEYWORDS = 0x08
 
-def signature_of(function: Callable[..., Any]) -> tuple[tuple[str, ...], int, bool, bool]:
-    """What calling ``function`` needs: its required argument names (positional ones
-    first), how many may go by position, whether it takes ``**kwargs``, and whether it
-    may return an awaitable.
+
+class Signature(NamedTuple):
+    """What calling an implementation needs (see :func:`signature_of`)."""
+
+    required: tuple[str, ...]  # positional ones first, then keyword-only ones
+    positional: int  # how many of ``required`` may go by position
+    takes_kwargs: bool
+    maybe_async: bool
+    optional: tuple[str, ...]  # names with a default: passed when the spec provides them
+
+
+def signature_of(function: Callable[..., Any]) -> Signature:
+    """What calling ``function`` needs: argument names, by position or not, ``**kwargs``,
+    and whether it may return an awaitable.
 
     Reads the code object directly for plain functions and methods (fast); anything else
     goes through :func:`inspect.signature`.
@@ -154,24 +157,36 @@ def signature_of(function: Callable[..., Any]) -> tuple[tuple[str, ...], int, bo
     code = getattr(target, "__code__", None)
     if code is not None and not isinstance(target, type):
         bound = 1 if hasattr(function, "__self__") else 0
-        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-        defaults = len(getattr(target, "__defaults__", None) or ())
-        positional = names[bound : code.co_argcount - defaults]
+        argcount = code.co_argcount
+        names = code.co_varnames[: argcount + code.co_kwonlyargcount]
+        first_default = max(bound, argcount - len(getattr(target, "__defaults__", None) or ()))
+        positional = names[bound:first_default]
         kwonly_defaults = getattr(target, "__kwdefaults__", None) or {}
-        kwonly = tuple(n for n in names[code.co_argcount :] if n not in kwonly_defaults)
-        # CO_VARKEYWORDS; CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
-        takes_kwargs = bool(code.co_flags & 0x08)
-        maybe_async = bool(code.co_flags & (0x80 | 0x100 | 0x200))
-        return (*positional, *kwonly), len(positional), takes_kwargs, maybe_async
+        kwonly = names[argcount:]
+        return Signature(
+            (*positional, *(n for n in kwonly if n not in kwonly_defaults)),
+            len(positional),
+            bool(code.co_flags & _CO_VARKEYWORDS),
+            bool(code.co_flags & _CO_ASYNC),
+            (*names[first_default:argcount], *(n for n in kwonly if n in kwonly_defaults)),
+        )
     import inspect
 
-    params = inspect.signature(function).parameters.values()
-    names = tuple(
-        p.name
-        for p in params
-        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    every = inspect.signature(function).parameters.values()
+    params = [p for p in every if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return Signature(
+        tuple(p.name for p in params if p.default is p.empty),
+        0,
+        any(p.kind is p.VAR_KEYWORD for p in every),
+        True,
+        tuple(p.name for p in params if p.default is not p.empty),
     )
-    return names, 0, any(p.kind is p.VAR_KEYWORD for p in params), True
+
+
+def _is_generator_function(function: Callable[..., Any]) -> bool | None:
+    """True or False when the code object tells; None for callables that do not show it."""
+    code = getattr(getattr(function, "__func__", function), "__code__", None)
+    return None if code is None else bool(code.co_flags & _CO_GENERATOR)
 
 
 class HookCaller:
@@ -182,8 +197,14 @@ class HookCaller:
         self.name = spec.name
         self._hooks = hooks
         self._impls: list[HookImpl] = []
+        # The dispatcher: ``_compiled`` is what __call__ uses directly; historic hooks keep
+        # theirs in ``_ready`` only, as each of their calls must also be recorded.
         self._compiled: Callable[..., Any] | None = None
+        self._ready: Callable[..., Any] | None = None
         self._ordered: tuple[HookImpl, ...] | None = None
+        # Bumped by every change, so that a dispatcher built from an older set of
+        # implementations (one that changed while a lazy plugin loaded) is never kept.
+        self._version = 0
         self._history: list[dict[str, Any]] = []
         self._lock = threading.RLock()
 
@@ -206,8 +227,10 @@ class HookCaller:
             return removed
 
     def _invalidate(self) -> None:
-        self._compiled = None
-        self._ordered = None
+        with self._lock:
+            self._compiled = self._ready = None
+            self._ordered = None
+            self._version += 1
 
     def implementations(self) -> list[HookImpl]:
         """The implementations in call order (wrappers first, outermost first)."""
@@ -228,41 +251,73 @@ class HookCaller:
 
     # ------------------------------------------------------------ calling
 
-    def __call__(self, **kwargs: Any) -> Any:
+    def __call__(self, /, **kwargs: Any) -> Any:
         """Call the implementations in order; see :class:`HookSpec` for the result."""
         fn = self._compiled
         if fn is None:
             return self._call_slowly(kwargs)
-        return fn(**kwargs)
+        try:
+            return fn(**kwargs)
+        except TypeError:
+            # Implementations' errors arrive as HookCallError, so a TypeError here is the
+            # generated function refusing the arguments: say how to call the hook instead.
+            problem = _arg_problem(self.spec, kwargs)
+            if problem is None:
+                raise
+            raise HookSpecError(problem) from None
 
     def _call_slowly(self, kwargs: dict[str, Any]) -> Any:
         """First call after a change, traced calls and historic hooks come through here."""
-        fn = self._prepare(kwargs)
+        fn = self._ready
+        if fn is None:
+            fn = self._prepare(kwargs)
+        else:
+            problem = _arg_problem(self.spec, kwargs)
+            if problem is not None:
+                raise HookSpecError(problem)
         if self.spec.historic:
             with self._lock:
                 self._history.append(dict(kwargs))
         return fn(**kwargs)
 
     def _prepare(self, kwargs: dict[str, Any]) -> Callable[..., Any]:
-        missing = [a for a in self.spec.args if a not in kwargs]
-        extra = [k for k in kwargs if k not in self.spec.args]
-        if missing or extra:
-            raise HookSpecError(_arg_problem(self.spec, missing, extra))
+        problem = _arg_problem(self.spec, kwargs)
+        if problem is not None:
+            raise HookSpecError(problem)
+        impls, version, complete = self._bound()
+        tracer = self._hooks._tracer
+        if tracer is not None:
+            return lambda **kw: self._traced(impls, kw, tracer)
+        fn = _compile(self.spec, impls)
         with self._lock:
-            impls = self._resolved()
-            tracer = self._hooks._tracer
-            if tracer is not None:
-                return lambda **kw: self._traced(impls, kw, tracer)
-            fn = _compile(self.spec, impls)
-            if not self.spec.historic:
-                # Later calls go straight to fn; a wrong argument then fails as a TypeError
-                # from the generated function, which names the argument.
-                self._compiled = fn
-            return fn
+            # Kept only if nothing changed meanwhile and no implementation was skipped (a
+            # plugin still loading, or one that failed to, is tried again on the next call).
+            if complete and version == self._version:
+                self._ready = fn
+                if not self.spec.historic:
+                    self._compiled = fn
+        return fn
 
-    def _resolved(self) -> list[HookImpl]:
-        out = []
-        for impl in self._order():
+    def _bound(self) -> tuple[list[HookImpl], int, bool]:
+        """The implementations in order with lazy ones loaded, the version they are from,
+        and whether none was skipped.
+
+        No lock is held while a plugin loads: its ``register()`` or ``init()`` runs in
+        another thread and may add to, or call, this very hook.
+        """
+        for _ in range(3):
+            with self._lock:
+                version, ordered = self._version, self._order()
+            impls, complete = self._resolved(ordered)
+            if version == self._version:
+                break
+            # Loading a plugin changed the implementations (it added some, or it failed
+            # and was removed): order them again.
+        return impls, version, complete
+
+    def _resolved(self, ordered: Sequence[HookImpl]) -> tuple[list[HookImpl], bool]:
+        out, complete = [], True
+        for impl in ordered:
             if impl.function is None:
                 try:
                     self._hooks._bind(impl)
@@ -271,9 +326,10 @@ class HookCaller:
                     self._hooks._report(
                         Problem("error", "hook.unavailable", str(exc), plugin_id=impl.plugin_id)
                     )
+                    complete = False
                     continue
             out.append(impl)
-        return out
+        return out, complete
 
     def _traced(self, impls: list[HookImpl], kwargs: dict[str, Any], tracer: Tracer) -> Any:
         tracer("call", self.name, None, kwargs, None, 0.0)
@@ -286,7 +342,7 @@ class HookCaller:
         tracer("result", self.name, None, kwargs, result, time.perf_counter() - t0)
         return result
 
-    async def acall(self, **kwargs: Any) -> Any:
+    async def acall(self, /, **kwargs: Any) -> Any:
         """Call the implementations, awaiting those that are coroutines.
 
         Sequential by default; concurrent when the spec says so. Each async
@@ -294,43 +350,78 @@ class HookCaller:
         """
         import asyncio
 
-        self._prepare(kwargs)
-        with self._lock:
-            if self.spec.historic:
+        problem = _arg_problem(self.spec, kwargs)
+        if problem is not None:
+            raise HookSpecError(problem)
+        impls = self._bound()[0]
+        if self.spec.historic:
+            with self._lock:
                 self._history.append(dict(kwargs))
-            impls = self._resolved()
-        wrappers = [i for i in impls if i.wrapper]
-        plain = [i for i in impls if not i.wrapper]
-        teardowns = [_start_wrapper(w, self.name, kwargs) for w in wrappers]
+        tracer = self._hooks._tracer
+        if tracer is None:
+            return await self._acall(impls, kwargs, None, asyncio)
+        tracer("call", self.name, None, kwargs, None, 0.0)
+        t0 = time.perf_counter()
         try:
-            if self.spec.concurrent:
-                outcome = await self._gather(plain, kwargs, asyncio)
-            else:
-                outcome = await self._sequential(plain, kwargs, asyncio)
+            result = await self._acall(impls, kwargs, tracer, asyncio)
         except BaseException as exc:
+            tracer("error", self.name, None, kwargs, exc, time.perf_counter() - t0)
+            raise
+        tracer("result", self.name, None, kwargs, result, time.perf_counter() - t0)
+        return result
+
+    async def _acall(
+        self, impls: list[HookImpl], kwargs: dict[str, Any], tracer: Tracer | None, asyncio: Any
+    ) -> Any:
+        teardowns: list[Any] = []
+        try:
+            for w in impls:
+                if w.wrapper:
+                    if tracer is not None:
+                        tracer("impl", self.name, w.plugin_id, kwargs, None, 0.0)
+                    teardowns.append(_start_wrapper(w, self.name, kwargs))
+            plain = [i for i in impls if not i.wrapper]
+            if self.spec.concurrent:
+                outcome = await self._gather(plain, kwargs, tracer, asyncio)
+            else:
+                outcome = await self._sequential(plain, kwargs, tracer, asyncio)
+        except BaseException as exc:  # noqa: BLE001 - the wrappers see it, then it is raised again
             return _finish_wrappers(teardowns, None, exc)
         return _finish_wrappers(teardowns, outcome, None)
 
-    async def _one(self, impl: HookImpl, kwargs: dict[str, Any], asyncio: Any) -> Any:
+    async def _one(
+        self, impl: HookImpl, kwargs: dict[str, Any], tracer: Tracer | None, asyncio: Any
+    ) -> Any:
+        if tracer is not None:
+            tracer("impl", self.name, impl.plugin_id, kwargs, None, 0.0)
+        timer: Any = None
         try:
             value = impl.function(**_pick(impl, kwargs))  # type: ignore[misc]
             if hasattr(value, "__await__"):
-                if self.spec.timeout is not None:
-                    value = await asyncio.wait_for(value, self.spec.timeout)
-                else:
+                if self.spec.timeout is None:
                     value = await value
+                else:
+                    async with asyncio.timeout(self.spec.timeout) as timer:
+                        value = await value
         except TimeoutError as exc:
-            raise HookCallError(self.name, impl.plugin_id, _timed_out(self.spec)) from exc
+            # Only the hook's own deadline is reported as a timeout: a TimeoutError the
+            # implementation raised itself is its error like any other.
+            expired = timer is not None and timer.expired()
+            raise HookCallError(
+                self.name, impl.plugin_id, _timed_out(self.spec) if expired else exc
+            ) from exc
         except Exception as exc:
             raise HookCallError(self.name, impl.plugin_id, exc) from exc
         return value
 
-    async def _sequential(self, impls: list[HookImpl], kwargs: dict[str, Any], asyncio: Any) -> Any:
+    async def _sequential(
+        self, impls: list[HookImpl], kwargs: dict[str, Any], tracer: Tracer | None, asyncio: Any
+    ) -> Any:
         results: list[Any] = []
         errors: list[HookCallError] = []
         for impl in impls:
             try:
-                value = await self._one(impl, kwargs, asyncio)
+                value = await self._one(impl, kwargs, tracer, asyncio)
             except HookCallError as exc:
                 if self.spec.on_error == "raise":
                     raise
@@ -342,10 +433,12 @@ class HookCaller:
                     break
         return _combine(self.spec, results, errors)
 
-    async def _gather(self, impls: list[HookImpl], kwargs: dict[str, Any], asyncio: Any) -> Any:
+    async def _gather(
+        self, impls: list[HookImpl], kwargs: dict[str, Any], tracer: Tracer | None, asyncio: Any
+    ) -> Any:
         collect = self.spec.on_error == "collect"
         outcomes = await asyncio.gather(
-            *(self._one(i, kwargs, asyncio) for i in impls), return_exceptions=True
+            *(self._one(i, kwargs, tracer, asyncio) for i in impls), return_exceptions=True
         )
         results: list[Any] = []
         errors: list[HookCallError] = []
@@ -378,7 +471,7 @@ class HookCaller:
                 value = impl.function(**_pick(impl, kwargs))  # type: ignore[misc]
                 if hasattr(value, "close") and hasattr(value, "__await__"):
                     value.close()  # an async historic implementation is replayed by acall only
-            except Exception as exc:  # a replay failure is reported, not raised into add()
+            except Exception as exc:  # noqa: BLE001 - a replay failure is reported, not raised into add()
                 self._hooks._report(
                     Problem(
                         "error",
@@ -396,7 +489,7 @@ def _pick(impl: HookImpl, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _timed_out(spec: HookSpec) -> TimeoutError:
-    return TimeoutError(f"did not finish within {spec.timeout:g} s (the hook's timeout)")
+    return TimeoutError(f"timed out: did not finish within {spec.timeout:g} s (the hook's timeout)")
 
 
 def _combine(spec: HookSpec, results: list[Any], errors: list[HookCallError]) -> Any:
@@ -407,7 +500,12 @@ def _combine(spec: HookSpec, results: list[Any], errors: list[HookCallError]) ->
     return results
 
 
-def _arg_problem(spec: HookSpec, missing: list[str], extra: list[str]) -> str:
+def _arg_problem(spec: HookSpec, kwargs: dict[str, Any]) -> str | None:
+    """What is wrong with the arguments of a call, and how to call the hook; None if fine."""
+    missing = [a for a in spec.args if a not in kwargs]
+    extra = [k for k in kwargs if k not in spec.args]
+    if not missing and not extra:
+        return None
     parts = []
     if missing:
         parts.append(f"missing {', '.join(missing)}")
@@ -415,6 +513,30 @@ def _arg_problem(spec: HookSpec, missing: list[str], extra: list[str]) -> str:
         parts.append(f"unexpected {', '.join(extra)}")
     wanted = ", ".join(f"{a}=…" for a in spec.args) or "no arguments"
     return f"hook {spec.name} called with {'; '.join(parts)}; call it as {spec.name}({wanted})"
+
+
+def _check_spec(spec: HookSpec) -> None:
+    """Refuse what the generated dispatcher could not take (see :func:`_compile`)."""
+    if not spec.name.isidentifier():
+        raise HookSpecError(f"hook name {spec.name!r} is not a Python identifier")
+    seen: set[str] = set()
+    for a in spec.args:
+        if not a.isidentifier() or keyword.iskeyword(a) or a.startswith("_"):
+            raise HookSpecError(
+                f"hook {spec.name}: argument {a!r} cannot be a keyword argument; use a "
+                "Python identifier that is not a keyword and does not start with '_'"
+            )
+        if a in seen:
+            raise HookSpecError(f"hook {spec.name}: argument {a!r} is listed twice")
+        seen.add(a)
+    if spec.firstresult and spec.historic:
+        raise HookSpecError(f"hook {spec.name}: a historic hook cannot be firstresult")
+    if spec.on_error not in ("raise", "collect"):
+        raise HookSpecError(
+            f'hook {spec.name}: on_error is {spec.on_error!r}; use "raise" or "collect"'
+        )
+    if spec.timeout is not None and not spec.timeout > 0:
+        raise HookSpecError(f"hook {spec.name}: timeout must be a number of seconds above 0")
 
 
 # ---------------------------------------------------------------- ordering
@@ -431,11 +553,12 @@ def _ordered_impls(impls: list[HookImpl], hooks: Hooks, hook: str) -> list[HookI
     edges: dict[int, set[int]] = {id(i): set() for i in impls}
     constrained = False
     for i in impls:
-        for other in i.after:
+        # A plugin naming itself says nothing about order (and is no cycle).
+        for other in (o for o in i.after if o != i.plugin_id):
             for j in by_plugin.get(other, ()):
                 edges[id(j)].add(id(i))
                 constrained = True
-        for other in i.before:
+        for other in (o for o in i.before if o != i.plugin_id):
             for j in by_plugin.get(other, ()):
                 edges[id(i)].add(id(j))
                 constrained = True
@@ -477,71 +600,116 @@ def _ordered_impls(impls: list[HookImpl], hooks: Hooks, hook: str) -> list[HookI
 def _compile(
     spec: HookSpec, impls: Sequence[HookImpl], tracer: Tracer | None = None
 ) -> Callable[..., Any]:
-    """Generate a function that calls ``impls`` in order with the hook's arguments."""
+    """Generate a function that calls ``impls`` in order with the hook's arguments.
+
+    Every name of the generated code starts with ``_``, and no hook argument does
+    (:func:`_check_spec`), so an argument never hides one of them.
+    """
     env: dict[str, Any] = {
-        "HookCallError": HookCallError,
+        "_Error": HookCallError,
+        "_call_error": _call_error,
+        "_never_awaited": _never_awaited,
         "_start_wrapper": _start_wrapper,
         "_finish_wrappers": _finish_wrappers,
-        "_is_async": _is_async_result,
-        "HOOK": spec.name,
-        "tracer": tracer,
+        "_combine": _combine,
+        "_SPEC": spec,
+        "_HOOK": spec.name,
+        "_tracer": tracer,
     }
-    signature = f"*, {', '.join(spec.args)}" if spec.args else ""
-    passing = ", ".join(f"{a}={a}" for a in spec.args)
-    collect = spec.on_error == "collect"
     wrappers = [i for i in impls if i.wrapper]
     plain = [i for i in impls if not i.wrapper]
-    lines = [f"def plain({signature}):", "    results = []"]
-    if collect:
-        lines.append("    errors = []")
-    for n, impl in enumerate(plain):
-        env[f"f{n}"] = impl.function
-        env[f"p{n}"] = impl.plugin_id
-        lines.append("    try:")
-        if tracer is not None:
-            lines.append(f"        tracer('impl', HOOK, p{n}, {{}}, None, 0.0)")
-        lines.append(f"        r = f{n}({_call_args(impl, spec)})")
-        lines.append("    except Exception as exc:")
-        if collect:
-            lines.append(f"        errors.append(HookCallError(HOOK, p{n}, exc))")
-            lines.append("        r = None")
-        else:
-            lines.append(f"        raise HookCallError(HOOK, p{n}, exc) from exc")
-        lines.append("    if r is not None:")
-        if impl.maybe_async:
-            lines.append("        if _is_async(r):")
-            lines.append(f"            raise HookCallError(HOOK, p{n}, _is_async(r, close=True))")
-        if spec.firstresult and not collect:
-            lines.append("        return r")
-        else:
-            lines.append("        results.append(r)")
-            if spec.firstresult:
-                lines.append("        return _done(results, errors)")
-    lines.append("    return _done(results, errors)" if collect else "    return _done(results)")
+    lines = _plain_source(spec, plain, env, tracer is not None)
     if wrappers:
-        lines.append(f"def dispatch({signature}):")
-        kwargs = "{" + ", ".join(f"{a!r}: {a}" for a in spec.args) + "}"
-        lines.append(f"    kwargs = {kwargs}")
-        lines.append("    teardowns = []")
-        for n, w in enumerate(wrappers):
-            env[f"w{n}"] = w
-            lines.append(f"    teardowns.append(_start_wrapper(w{n}, HOOK, kwargs))")
-        lines.append("    try:")
-        lines.append(f"        outcome = plain({passing})")
-        lines.append("    except BaseException as exc:")
-        lines.append("        return _finish_wrappers(teardowns, None, exc)")
-        lines.append("    return _finish_wrappers(teardowns, outcome, None)")
-    if collect:
-        env["_done"] = lambda results, errors: _combine(spec, results, errors)
-    elif spec.firstresult:
-        env["_done"] = lambda results: None
-    else:
-        env["_done"] = lambda results: results
+        lines += _wrapping_source(spec, wrappers, env, tracer is not None)
     source = "\n".join(lines)
-    # Generated only from identifiers checked by Hooks.declare and signature_of.
-    exec(compile(source, f"<plugbay hook {spec.name}>", "exec"), env)  # noqa: S102
-    fn: Callable[..., Any] = env["dispatch" if wrappers else "plain"]
+    # Generated only from identifiers checked by _check_spec and signature_of.
+    exec(compile(source, f"<plugbay hook {spec.name}>", "exec"), env)
+    fn: Callable[..., Any] = env["_dispatch" if wrappers else "_plain"]
     return fn
+
+
+def _plain_source(
+    spec: HookSpec, plain: Sequence[HookImpl], env: dict[str, Any], traced: bool
+) -> list[str]:
+    """``_plain(**args)``: each implementation in turn, a plain call each."""
+    collect = spec.on_error == "collect"
+    lines = [f"def _plain({_parameters(spec)}):", "    _results = []"]
+    if collect:
+        lines.append("    _errors = []")
+    if traced:
+        lines.append(f"    _kwargs = {_kwargs_literal(spec)}")
+    for n, impl in enumerate(plain):
+        env[f"_f{n}"] = impl.function
+        env[f"_p{n}"] = impl.plugin_id
+        if traced:  # outside the try: a failing tracer is not the plugin's error
+            lines.append(f"    _tracer('impl', _HOOK, _p{n}, _kwargs, None, 0.0)")
+        lines += ["    try:", f"        _r = _f{n}({_call_args(impl, spec)})"]
+        lines.append("    except Exception as _exc:")
+        if collect:
+            lines += [
+                f"        _errors.append(_call_error(_HOOK, _p{n}, _exc))",
+                "        _r = None",
+            ]
+        else:
+            lines.append(f"        raise _Error(_HOOK, _p{n}, _exc) from _exc")
+        if impl.maybe_async:
+            lines.append("    if _r is not None and hasattr(_r, '__await__'):")
+            if collect:
+                lines.append(
+                    f"        _errors.append(_call_error(_HOOK, _p{n}, _never_awaited(_r)))"
+                )
+                lines.append("        _r = None")
+            else:
+                lines.append(f"        raise _call_error(_HOOK, _p{n}, _never_awaited(_r))")
+        lines.append("    if _r is not None:")
+        if spec.firstresult and not collect:
+            lines.append("        return _r")
+        else:
+            lines.append("        _results.append(_r)")
+            if spec.firstresult:
+                lines.append("        return _combine(_SPEC, _results, _errors)")
+    if collect:
+        lines.append("    return _combine(_SPEC, _results, _errors)")
+    else:
+        lines.append("    return None" if spec.firstresult else "    return _results")
+    return lines
+
+
+def _wrapping_source(
+    spec: HookSpec, wrappers: Sequence[HookImpl], env: dict[str, Any], traced: bool
+) -> list[str]:
+    """``_dispatch(**args)``: start the wrappers, call ``_plain``, finish the wrappers.
+
+    A wrapper that fails to start is an outcome like any other: the wrappers already
+    started see it at their ``yield``.
+    """
+    lines = [
+        f"def _dispatch({_parameters(spec)}):",
+        f"    _kwargs = {_kwargs_literal(spec)}",
+        "    _teardowns = []",
+        "    try:",
+    ]
+    for n, w in enumerate(wrappers):
+        env[f"_w{n}"] = w
+        if traced:
+            lines.append(f"        _tracer('impl', _HOOK, _w{n}.plugin_id, _kwargs, None, 0.0)")
+        lines.append(f"        _teardowns.append(_start_wrapper(_w{n}, _HOOK, _kwargs))")
+    passing = ", ".join(f"{a}={a}" for a in spec.args)
+    lines += [
+        f"        _outcome = _plain({passing})",
+        "    except BaseException as _exc:",
+        "        return _finish_wrappers(_teardowns, None, _exc)",
+        "    return _finish_wrappers(_teardowns, _outcome, None)",
+    ]
+    return lines
+
+
+def _parameters(spec: HookSpec) -> str:
+    return f"*, {', '.join(spec.args)}" if spec.args else ""
+
+
+def _kwargs_literal(spec: HookSpec) -> str:
+    return "{" + ", ".join(f"{a!r}: {a}" for a in spec.args) + "}"
 
 
 def _call_args(impl: HookImpl, spec: HookSpec) -> str:
@@ -552,11 +720,17 @@ def _call_args(impl: HookImpl, spec: HookSpec) -> str:
     return ", ".join([*names[: impl.positional], *(f"{a}={a}" for a in names[impl.positional :])])
 
 
-def _is_async_result(value: Any, close: bool = False) -> Any:
-    if not hasattr(value, "__await__"):
-        return False
-    if close and hasattr(value, "close"):
-        value.close()  # never awaited: close it so no warning is left behind
+def _call_error(hook: str, plugin_id: str, error: BaseException) -> HookCallError:
+    """A HookCallError whose ``__cause__`` is ``error``, as if raised ``from`` it."""
+    exc = HookCallError(hook, plugin_id, error)
+    exc.__cause__ = error
+    return exc
+
+
+def _never_awaited(value: Any) -> TypeError:
+    """The error for a coroutine returned to a plain call; closes it first."""
+    if hasattr(value, "close"):
+        value.close()  # never awaited: closed, so no "never awaited" warning is left behind
     return TypeError(
         "returned a coroutine: this hook has async implementations; use await hooks.NAME.acall(...)"
     )
@@ -567,15 +741,18 @@ def _start_wrapper(impl: HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
         gen = impl.function(**_pick(impl, kwargs))  # type: ignore[misc]
         next(gen)
     except StopIteration:
-        raise HookCallError(
-            hook, impl.plugin_id, HookSpecError("the wrapper did not yield")
-        ) from None
+        error = HookSpecError(
+            "the wrapper did not yield (a wrapper yields once, where the other implementations run)"
+        )
+        raise HookCallError(hook, impl.plugin_id, error) from error
     except Exception as exc:
         raise HookCallError(hook, impl.plugin_id, exc) from exc
     return (gen, impl.plugin_id, hook)
 
 
 def _finish_wrappers(teardowns: list[Any], result: Any, error: BaseException | None) -> Any:
+    """Send the outcome into each started wrapper, innermost first; what it returns or
+    raises becomes the outcome the next one sees."""
     for gen, plugin_id, hook in reversed(teardowns):
         try:
             if error is not None:
@@ -586,14 +763,14 @@ def _finish_wrappers(teardowns: list[Any], result: Any, error: BaseException | N
             result, error = stop.value, None
             continue
         except BaseException as exc:  # noqa: BLE001 - the wrapper's own error replaces the outcome
-            error = (
-                exc
-                if isinstance(exc, HookCallError) or exc is error
-                else HookCallError(hook, plugin_id, exc)
+            passes = (
+                exc is error or isinstance(exc, HookCallError) or not isinstance(exc, Exception)
             )
+            error = exc if passes else _call_error(hook, plugin_id, exc)
             continue
         gen.close()
-        error = HookCallError(hook, plugin_id, HookSpecError("the wrapper yielded twice"))
+        twice = HookSpecError("the wrapper yielded twice (a wrapper yields once)")
+        error = _call_error(hook, plugin_id, twice)
     if error is not None:
         raise error
     return result
@@ -608,8 +785,8 @@ class Hooks:
     def __init__(self, specs: Iterable[HookSpec] = LIFECYCLE_HOOKS) -> None:
         self._callers: dict[str, HookCaller] = {}
         self._pending: dict[str, list[HookImpl]] = {}
+        self._unknown: dict[str, list[Problem]] = {}  # the problems of the pending ones
         self._tracer: Tracer | None = None
-        self._binder: Callable[[HookImpl], Callable[..., Any]] | None = None
         self.problems: list[Problem] = []
         self._lock = threading.RLock()
         for spec in specs:
@@ -621,29 +798,28 @@ class Hooks:
         args: Sequence[str] = (),
         **options: Any,
     ) -> HookCaller:
-        """Declare a hook (a :class:`HookSpec`, or its name, args and options)."""
+        """Declare a hook (a :class:`HookSpec`, or its name, args and options).
+
+        Implementations added before, while the hook was unknown, take part from now on;
+        one whose arguments do not fit is left out and reported (``hook.signature``).
+        """
         if isinstance(spec, str):
             spec = HookSpec(spec, tuple(args), **options)
-        if not spec.name.isidentifier():
-            raise HookSpecError(f"hook name {spec.name!r} is not a Python identifier")
-        for a in spec.args:
-            if not a.isidentifier():
-                raise HookSpecError(f"hook {spec.name}: argument {a!r} is not a Python identifier")
-        if spec.firstresult and spec.historic:
-            raise HookSpecError(f"hook {spec.name}: a historic hook cannot be firstresult")
+        _check_spec(spec)
         with self._lock:
             if spec.name in self._callers:
                 raise HookSpecError(f"hook {spec.name} is declared twice")
             caller = HookCaller(spec, self)
             self._callers[spec.name] = caller
             pending = self._pending.pop(spec.name, [])
-        self.problems = [
-            p
-            for p in self.problems
-            if not (p.code == "hook.unknown" and f" {spec.name}" in p.message)
-        ]
+            settled = self._unknown.pop(spec.name, [])
+            self.problems = [p for p in self.problems if p not in settled]
         for impl in pending:
-            self.add(impl)
+            try:
+                self.add(impl)
+            except HookSpecError as exc:
+                # Written for another version of this hook: the host is not at fault.
+                self._report(Problem("error", "hook.signature", str(exc), plugin_id=impl.plugin_id))
         return caller
 
     def add(self, impl: HookImpl) -> Problem | None:
@@ -665,7 +841,8 @@ class Hooks:
                     f"declare{hint}; it is not called",
                     plugin_id=impl.plugin_id,
                 )
-                self.problems.append(problem)
+                self._unknown.setdefault(impl.hook, []).append(problem)
+                self._report(problem)
                 return problem
         if impl.function is not None:
             self.check(impl)
@@ -675,27 +852,37 @@ class Hooks:
     def check(self, impl: HookImpl) -> None:
         """Check an implementation's arguments against its spec; raises HookSpecError."""
         assert impl.function is not None
+        self._fit(impl, impl.function)
+
+    def _fit(self, impl: HookImpl, function: Callable[..., Any]) -> None:
+        """Check ``function`` as ``impl``'s and record how to call it (only if it fits)."""
+        sig = signature_of(function)
+        if impl.wrapper and _is_generator_function(function) is False:
+            raise HookSpecError(
+                f"{impl.plugin_id}: hook {impl.hook} implementation is a wrapper, but "
+                f"{getattr(function, '__qualname__', function)!s} is not a generator function "
+                "(a wrapper yields once, where the other implementations run)"
+            )
         caller = self._callers.get(impl.hook)
-        names, positional, takes_kwargs, maybe_async = signature_of(impl.function)
-        impl.argnames, impl.positional = names, positional
-        impl.takes_kwargs, impl.maybe_async = takes_kwargs, maybe_async
-        if caller is None:
-            return
-        unknown = [n for n in names if n not in caller.spec.args]
-        if unknown:
-            offered = ", ".join(caller.spec.args) or "no arguments"
+        provided = caller.spec.args if caller is not None else ()
+        unknown = [n for n in sig.required if n not in provided]
+        if caller is not None and unknown:
+            offered = ", ".join(provided) or "no arguments"
             raise HookSpecError(
                 f"{impl.plugin_id}: hook {impl.hook} implementation takes "
                 f"{', '.join(repr(n) for n in unknown)}, which the hook does not provide "
                 f"(it provides: {offered})"
             )
+        impl.argnames = (*sig.required, *(n for n in sig.optional if n in provided))
+        impl.positional = sig.positional
+        impl.takes_kwargs, impl.maybe_async = sig.takes_kwargs, sig.maybe_async
 
     def implementations_of(self, plugin_id: str) -> list[HookImpl]:
         """Every implementation one plugin has added, declared hooks or not."""
         with self._lock:
             callers = list(self._callers.values())
             pending = [i for impls in self._pending.values() for i in impls]
-        found = [i for c in callers for i in c._impls if i.plugin_id == plugin_id]
+        found = [i for c in callers for i in list(c._impls) if i.plugin_id == plugin_id]
         return found + [i for i in pending if i.plugin_id == plugin_id]
 
     def remove_plugin(self, plugin_id: str) -> int:
@@ -709,8 +896,10 @@ class Hooks:
     def trace(self, tracer: Tracer | None) -> None:
         """Call ``tracer(event, hook, plugin_id, kwargs, value, seconds)`` around calls.
 
-        Events: ``call``, ``impl`` (before each implementation), ``result``, ``error``.
-        Pass None to stop tracing. Tracing takes the slower, uncompiled path.
+        Events: ``call``, ``impl`` (before each implementation, wrappers included),
+        ``result``, ``error``; ``plugin_id`` is None but for ``impl``, ``value`` is the
+        result or the error, ``seconds`` the time the call took. Pass None to stop
+        tracing. Tracing takes the slower, uncompiled path.
         """
         self._tracer = tracer
         for caller in list(self._callers.values()):
@@ -742,8 +931,10 @@ class Hooks:
         if impl.resolve is None:
             raise HookSpecError(f"{impl.plugin_id}: hook {impl.hook} has no function")
         function = impl.resolve()
+        self._fit(impl, function)  # checked before it is set: other threads may be calling
         impl.function = function
-        self.check(impl)
 
     def _report(self, problem: Problem) -> None:
-        self.problems.append(problem)
+        with self._lock:
+            if problem not in self.problems:  # the same problem found again is not news
+                self.problems.append(problem)

@@ -36,6 +36,10 @@ class Settings:
     offline: bool = False
     host_factory: Callable[[Settings], Host] | None = None
     mounted: bool = False
+    #: The host CLI's own command names, which plugin commands may not take (mounted only).
+    reserved: tuple[str, ...] = ()
+    #: How to list them, given the context of the group plugbay is mounted in.
+    own_commands: Callable[[click.Context], list[str]] | None = None
 
     def make_host(self) -> Host:
         """The host commands work on: the mounting app's own, or a plain one."""
@@ -153,6 +157,12 @@ def _run(ctx: click.Context, action: Callable[[Settings], int | None]) -> None:
     """Run a command body: configure logging, turn errors into one line and an exit code."""
     settings = _settings(ctx)
     _configure_logging(settings)
+    if settings.own_commands is not None:
+        node: click.Context | None = ctx
+        while node is not None and not isinstance(node.command, _Group):
+            node = node.parent
+        if node is not None and node.parent is not None:
+            settings.reserved = tuple(settings.own_commands(node.parent))
     from ..errors import PluginError
     from . import render
 
@@ -277,6 +287,8 @@ def command_group(
 
         _run(ctx, lambda s: commands.load(s, plugin_id))
 
+    _add_store_commands(group, options)
+
     @group.command(
         "run",
         context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
@@ -303,6 +315,117 @@ def command_group(
     return group
 
 
+def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> None:
+    """build, install, remove, use, enable, disable, verify: the store's commands."""
+
+    @group.command("build")
+    @click.argument("folder", type=click.Path(file_okay=False))
+    @click.option("-o", "--out", type=click.Path(file_okay=False), help="Folder to write into.")
+    @options
+    @click.pass_context
+    def build(ctx: click.Context, folder: str, out: str | None) -> None:
+        """Build the reproducible bundle of the plugin in FOLDER."""
+        from . import store_commands
+
+        _run(ctx, lambda s: store_commands.build(s, folder, out))
+
+    @group.command("install")
+    @click.argument("specs", nargs=-1)
+    @click.option(
+        "-r",
+        "--requirements",
+        "requirement_files",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="A requirements file (YAML or TOML).",
+    )
+    @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+    @click.option("--force", is_flag=True, help="Install even if installed plugins' needs break.")
+    @click.option("--no-deps", is_flag=True, help="Do not install dependencies.")
+    @click.option("--no-activate", is_flag=True, help="Install beside, keep the active version.")
+    @options
+    @click.pass_context
+    def install(
+        ctx: click.Context,
+        specs: tuple[str, ...],
+        requirement_files: tuple[str, ...],
+        *,
+        dry_run: bool,
+        force: bool,
+        no_deps: bool,
+        no_activate: bool,
+    ) -> None:
+        """Install plugins: ids (ns.name, ns.name@1.2.0, ns.name>=1,<2), folders, .tar.gz
+        bundles, http(s) URLs, git+URL[@ref], or -r FILE."""
+        from . import store_commands
+
+        _run(
+            ctx,
+            lambda s: store_commands.install(
+                s,
+                list(specs),
+                list(requirement_files),
+                dry_run=dry_run,
+                force=force,
+                no_deps=no_deps,
+                activate=not no_activate,
+            ),
+        )
+
+    @group.command("remove")
+    @click.argument("refs", nargs=-1, required=True)
+    @click.option("--force", is_flag=True, help="Remove even if installed plugins need it.")
+    @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+    @options
+    @click.pass_context
+    def remove(ctx: click.Context, refs: tuple[str, ...], force: bool, dry_run: bool) -> None:
+        """Remove ID (every version) or ID@VERSION."""
+        from . import store_commands
+
+        _run(ctx, lambda s: store_commands.remove(s, list(refs), force=force, dry_run=dry_run))
+
+    @group.command("use")
+    @click.argument("ref")
+    @click.option("--force", is_flag=True, help="Switch even if installed plugins' needs break.")
+    @options
+    @click.pass_context
+    def use(ctx: click.Context, ref: str, force: bool) -> None:
+        """Make ID@VERSION the active version."""
+        from . import store_commands
+
+        _run(ctx, lambda s: store_commands.use(s, ref, force=force))
+
+    @group.command("enable")
+    @click.argument("plugin_id")
+    @options
+    @click.pass_context
+    def enable(ctx: click.Context, plugin_id: str) -> None:
+        """Let a disabled plugin load again."""
+        from . import store_commands
+
+        _run(ctx, lambda s: store_commands.set_enabled(s, plugin_id, enabled=True))
+
+    @group.command("disable")
+    @click.argument("plugin_id")
+    @options
+    @click.pass_context
+    def disable(ctx: click.Context, plugin_id: str) -> None:
+        """Keep a plugin installed but do not load it."""
+        from . import store_commands
+
+        _run(ctx, lambda s: store_commands.set_enabled(s, plugin_id, enabled=False))
+
+    @group.command("verify")
+    @click.argument("ids", nargs=-1)
+    @options
+    @click.pass_context
+    def verify(ctx: click.Context, ids: tuple[str, ...]) -> None:
+        """Re-hash installed files against FILES.json and the receipts; exit 1 on a mismatch."""
+        from . import store_commands
+
+        _run(ctx, lambda s: store_commands.verify(s, list(ids)))
+
+
 def mount(
     parent: click.Group,
     app: str,
@@ -319,6 +442,9 @@ def mount(
     """
     group = command_group(app, name=name, api_version=api_version, host_factory=host_factory)
     parent.add_command(group, name)
+    if isinstance(group, _Group):
+        # Read at run time, so that commands the host adds after mount() count too.
+        group.defaults.own_commands = parent.list_commands
     if plugin_commands:
         add_plugin_commands(parent, app, api_version=api_version, host_factory=host_factory)
     return group
@@ -341,15 +467,19 @@ def add_plugin_commands(
     """
     defaults = Settings(app=app, api_version=api_version, host_factory=host_factory, mounted=True)
     own_get, own_list = parent.get_command, parent.list_commands
-    cache: dict[str, Any] = {}
+    key = f"plugbay.plugin-commands.{id(parent)}"
 
     def plugin_commands(ctx: click.Context) -> tuple[Host, dict[str, Any]]:
-        if "host" not in cache:
+        # One host per invocation (kept in the root context), not per process: the home,
+        # and so the plugins, may differ from one invocation to the next.
+        meta = ctx.find_root().meta
+        if key not in meta:
             settings = ctx.find_object(Settings) or Settings(**vars(defaults))
             host = settings.make_host()
             usable, _ = host.commands(reserved=own_list(ctx))
-            cache["host"], cache["usable"] = host, usable
-        return cache["host"], cache["usable"]
+            meta[key] = (host, usable)
+        found: tuple[Host, dict[str, Any]] = meta[key]
+        return found
 
     def list_commands(ctx: click.Context) -> list[str]:
         return sorted({*own_list(ctx), *plugin_commands(ctx)[1]})
@@ -384,7 +514,9 @@ def _plugin_command(host: Host, info: Any, reserved: list[str]) -> click.Command
             code = host.run_command(info.name, list(args), reserved=reserved)
         except PluginError as exc:
             render.error(_settings(ctx), exc)
-            ctx.exit(1)
+            code = 1
+        finally:
+            host.stop()  # the plugin's stop() runs, as after `plugbay run`
         ctx.exit(code)
 
     return click.Command(

@@ -24,6 +24,7 @@ from .bundle import Limits, ManifestFile, build_bundle
 from .layout import InstalledVersion, Layout, Receipt
 from .sources import Artifact, Artifacts, Candidate, Requested, Source, parse_spec
 from .transaction import Transaction, locked
+from .verify import VerifyReport, verify
 
 __all__ = ["Change", "Store"]
 
@@ -105,6 +106,10 @@ class Store:
         for versions in out.values():
             versions.sort(key=lambda c: (c.active, parse_version(c.version)), reverse=True)
         return out
+
+    def verify(self, ids: Sequence[str] = ()) -> list[VerifyReport]:
+        """Re-hash installed files; see :mod:`.verify`."""
+        return verify(self.layout, list(ids))
 
     def build(self, folder: Path, out_dir: Path) -> Path:
         """Build the reproducible bundle of the plugin in ``folder``."""

@@ -1,0 +1,156 @@
+"""Bodies of the store commands: build, install, remove, use, enable, disable, verify.
+
+Each makes one call on :class:`plugbay.store.Store` and renders the outcome.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import render
+
+if TYPE_CHECKING:
+    from ..store import Outcome, Store
+    from .app import Settings
+
+
+def _store(settings: Settings) -> Store:
+    from ..host import home_for
+    from ..store import Store
+
+    return Store(home_for(settings.app, settings.home), offline=settings.offline)
+
+
+@contextmanager
+def _progress(settings: Settings) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar on a terminal; nothing when not a terminal, quiet, or --json."""
+    if settings.json or settings.quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        yield update
+
+
+def _render(settings: Settings, outcome: Outcome, verb: str) -> int:
+    if settings.json:
+        render.emit_json(
+            {
+                "dry_run": outcome.dry_run,
+                "changes": [
+                    {
+                        "action": c.action,
+                        "id": c.id,
+                        "version": c.version,
+                        "previous": c.previous,
+                        "source": c.source,
+                    }
+                    for c in outcome.changes
+                ],
+                "warnings": outcome.warnings,
+            }
+        )
+        return 0
+    prefix = "would " if outcome.dry_run else ""
+    for change in outcome.changes:
+        if change.action == "keep" and not settings.verbose:
+            continue
+        render.line(f"{prefix}{change}")
+    if not any(c.action != "keep" for c in outcome.changes) and not settings.quiet:
+        render.line(f"nothing to {verb}: everything asked for is already in place")
+    for warning in outcome.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    return 0
+
+
+def build(settings: Settings, folder: str, out: str | None) -> int:
+    store = _store(settings)
+    target = store.build(Path(folder), Path(out) if out else Path.cwd())
+    if settings.json:
+        render.emit_json({"bundle": str(target)})
+    elif not settings.quiet:
+        render.line(str(target))
+    return 0
+
+
+def install(
+    settings: Settings,
+    specs: list[str],
+    requirement_files: list[str],
+    **options: Any,
+) -> int:
+    from ..store.requirements import read_requirements
+
+    extra = [s for f in requirement_files for s in read_requirements(Path(f))]
+    with _progress(settings) as progress:
+        outcome = _store(settings).install(specs, requirements=extra, progress=progress, **options)
+    return _render(settings, outcome, "install")
+
+
+def remove(settings: Settings, refs: list[str], *, force: bool, dry_run: bool) -> int:
+    return _render(settings, _store(settings).remove(refs, force=force, dry_run=dry_run), "remove")
+
+
+def use(settings: Settings, ref: str, *, force: bool) -> int:
+    from ..errors import StoreError
+
+    plugin_id, sep, version = ref.partition("@")
+    if not sep or not version:
+        raise StoreError(f"{ref}: say which version, as ID@VERSION (e.g. acme.tools@1.2.0)")
+    return _render(settings, _store(settings).use(plugin_id, version, force=force), "switch")
+
+
+def set_enabled(settings: Settings, plugin_id: str, *, enabled: bool) -> int:
+    outcome = _store(settings).set_enabled(plugin_id, enabled)
+    return _render(settings, outcome, "enable" if enabled else "disable")
+
+
+def verify(settings: Settings, ids: list[str]) -> int:
+    reports = _store(settings).verify(ids)
+    bad = [r for r in reports if not r.ok]
+    if settings.json:
+        render.emit_json(
+            {
+                "ok": not bad,
+                "plugins": [
+                    {
+                        "id": r.id,
+                        "version": r.version,
+                        "path": r.path,
+                        "ok": r.ok,
+                        "modified": r.modified,
+                        "missing": r.missing,
+                        "extra": r.extra,
+                        "errors": r.errors,
+                    }
+                    for r in reports
+                ],
+            }
+        )
+        return 1 if bad else 0
+    for r in reports:
+        label = f"{r.id} {r.version}".strip()
+        if r.ok:
+            if settings.verbose:
+                render.line(f"ok        {label}")
+            continue
+        for kind in ("modified", "missing", "extra"):
+            for path in getattr(r, kind):
+                render.line(f"{kind:<9} {label}: {path}")
+        for error in r.errors:
+            render.line(f"error     {label}: {error}")
+    if not settings.quiet:
+        render.line(f"{len(reports)} installed version(s) checked: {len(bad)} with problems")
+    return 1 if bad else 0

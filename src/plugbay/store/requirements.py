@@ -1,0 +1,130 @@
+"""Requirements files for ``plugbay install -r FILE`` (YAML or TOML).
+
+```yaml
+plugins:                     # "collections:" is accepted too (ansible-galaxy's word)
+  - name: acme.nutanix
+    version: ">=1.0.0,<2.0.0"
+  - source: ./bundles/acme-common-1.2.0.tar.gz
+    type: file               # file | dir | url | git | index (guessed when left out)
+  - source: https://git.acme.test/acme/tools.git
+    type: git
+    version: v1.4.0          # for git: the ref to check out
+```
+
+```toml
+[[plugins]]
+name = "acme.nutanix"
+version = "^1.0"
+```
+
+Relative ``source`` paths are relative to the requirements file.
+"""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from ..errors import SourceError
+
+__all__ = ["read_requirements"]
+
+_KEYS = ("name", "version", "source", "type")
+_TYPES = ("file", "dir", "url", "git", "index")
+
+
+class _Entry(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    version: str | None = None
+    source: str | None = None
+    type: Literal["file", "dir", "url", "git", "index"] | None = None
+
+
+def read_requirements(path: Path) -> list[str]:
+    """The install specs a requirements file names; SourceError says what is wrong where."""
+    where = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(where, f"cannot be read: {exc.strerror or exc}") from None
+    raw = _decode(data, where)
+    entries = raw.get("plugins", raw.get("collections")) if isinstance(raw, dict) else raw
+    if isinstance(raw, dict):
+        unknown = [k for k in raw if k not in ("plugins", "collections")]
+        if unknown:
+            raise SourceError(where, _unknown(unknown[0], ["plugins", "collections"], "at the top"))
+    if not isinstance(entries, list):
+        raise SourceError(where, 'expected a list under "plugins:" (or "collections:")')
+    return [_spec(e, n, path) for n, e in enumerate(entries, start=1)]
+
+
+def _decode(data: bytes, where: str) -> Any:
+    try:
+        if where.endswith(".toml"):
+            import tomllib
+
+            return tomllib.loads(data.decode("utf-8"))
+        import yaml
+
+        return yaml.safe_load(data)
+    except Exception as exc:  # noqa: BLE001 - each format has its own error classes
+        kind = "TOML" if where.endswith(".toml") else "YAML"
+        raise SourceError(where, f"is not valid {kind}: {' '.join(str(exc).split())}") from None
+
+
+def _unknown(key: str, allowed: list[str], where: str) -> str:
+    close = get_close_matches(key, allowed, n=1)
+    hint = f'; did you mean "{close[0]}"?' if close else ""
+    return f"unknown key {key!r} {where}{hint} (allowed: {', '.join(allowed)})"
+
+
+def _spec(raw: Any, n: int, path: Path) -> str:
+    where = f"{path}: entry {n}"
+    if isinstance(raw, str):
+        return raw  # a bare spec, as on the command line
+    if not isinstance(raw, dict):
+        raise SourceError(where, "expected a table with name, version, source or type")
+    for key in raw:
+        if key not in _KEYS:
+            raise SourceError(where, _unknown(str(key), list(_KEYS), "in this entry"))
+    try:
+        entry = msgspec.convert(raw, _Entry)
+    except msgspec.ValidationError as exc:
+        raise SourceError(where, f"{exc}; type is one of {', '.join(_TYPES)}") from None
+    kind = entry.type or _guess(entry)
+    if kind in ("index", None):
+        if not entry.name:
+            raise SourceError(where, "needs a name (a plugin id such as acme.tools) or a source")
+        return f"{entry.name}{_range(entry.version)}"
+    assert entry.source is not None
+    if kind == "git":
+        url = entry.source.removeprefix("git+")
+        return f"git+{url}" + (f"@{entry.version}" if entry.version else "")
+    if kind == "url":
+        return entry.source
+    source = Path(entry.source).expanduser()
+    if not source.is_absolute():
+        source = path.parent / source
+    return str(source)
+
+
+def _guess(entry: _Entry) -> str | None:
+    source = entry.source
+    if source is None:
+        return None
+    if source.startswith("git+") or source.endswith(".git"):
+        return "git"
+    if source.startswith(("http://", "https://")):
+        return "url"
+    return "file" if source.endswith((".tar.gz", ".tgz")) else "dir"
+
+
+def _range(version: str | None) -> str:
+    if not version or version == "*":
+        return ""
+    if version[0].isdigit():
+        return f"@{version}"
+    return version

@@ -56,7 +56,7 @@ STORE_MARK = "MANIFEST.json"
 ORIGINS = ("builtin", "system", "user", "project", "config", "api")
 
 _MAX_DEPTH = 3
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 # A file or folder changed this recently may change again within the file system's
 # timestamp granularity without its mtime moving; such entries are not trusted next time.
 _RACY_NS = 2_000_000_000
@@ -94,19 +94,19 @@ class PluginRecord(msgspec.Struct, frozen=True, gc=False):
     precedence: int
     active: bool = True
     shadowed: bool = False
+    #: ``namespace.name`` (filled in from the manifest; planning asks for it often)
+    id: str = ""
+    #: ``id@version``: unique among the records of one search path
+    key: str = ""
 
-    @property
-    def id(self) -> str:
-        return self.manifest.id
+    def __post_init__(self) -> None:
+        plugin_id = self.manifest.id
+        msgspec.structs.force_setattr(self, "id", plugin_id)
+        msgspec.structs.force_setattr(self, "key", f"{plugin_id}@{self.manifest.plugin.version}")
 
     @property
     def version(self) -> str:
         return self.manifest.plugin.version
-
-    @property
-    def key(self) -> str:
-        """``id@version``: unique among the records of one search path."""
-        return f"{self.manifest.id}@{self.manifest.plugin.version}"
 
 
 @dataclass(frozen=True)

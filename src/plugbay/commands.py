@@ -49,10 +49,19 @@ RESERVED_COMMANDS = frozenset(
 
 MAX_ARGUMENT_BYTES = 4096
 
-# C0 and C1 control characters and DEL; tab is kept (it is ordinary text in an argument).
+# A whole escape sequence, 7-bit or 8-bit, so that no printable remnant is left: CSI
+# (ESC [ or 0x9b, parameters, intermediates, final byte); OSC, DCS, SOS, PM and APC strings
+# up to BEL or ST (or the end: an unterminated one would swallow the terminal's output
+# anyway); ESC with intermediates and a final byte (nF, e.g. ESC ( B); ESC and one byte.
+_ESCAPE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]+[0-~]"
+    r"|\x1b[0-~]"
+)
+# Then the remaining C0 and C1 control characters and DEL; tab is kept (it is ordinary
+# text in an argument).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-# A whole escape sequence (CSI … final byte, OSC … BEL/ST), so no printable remnant is left.
-_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
 
 #: ``authorize(command, plugin_id, args) -> bool``
 Authorizer = Callable[[str, str, Sequence[str]], bool]
@@ -73,7 +82,8 @@ def sanitize_args(command: str, args: Iterable[str]) -> list[str]:
     """Arguments as a plugin may see them: control characters removed, size checked."""
     out = []
     for n, arg in enumerate(args, start=1):
-        size = len(arg.encode("utf-8", "surrogateescape"))
+        # surrogatepass: argv may hold lone surrogates (os.fsdecode of undecodable bytes).
+        size = len(arg.encode("utf-8", "surrogatepass"))
         if size > MAX_ARGUMENT_BYTES:
             raise CommandError(
                 command,
@@ -89,22 +99,28 @@ def refusals(
 ) -> tuple[dict[str, CommandInfo], dict[tuple[str, str], str]]:
     """Split commands (already in winner-first order per name) into usable and refused.
 
-    Returns the usable commands by name, and a reason for each refused
-    ``(plugin_id, name)``.
+    ``reserved`` are the host CLI's own command names. Returns the usable commands by
+    name, and a reason naming both sides for each refused ``(plugin_id, name)``.
     """
-    taken = set(reserved) | RESERVED_COMMANDS
+    own = set(reserved)
     usable: dict[str, CommandInfo] = {}
     refused: dict[tuple[str, str], str] = {}
     for c in commands:
-        if c.name in taken:
+        refused_by = f"command {c.name!r} from {c.plugin_id} is refused: "
+        if c.name in own:
             refused[(c.plugin_id, c.name)] = (
-                f"command {c.name!r} from {c.plugin_id} is refused: {c.name!r} is reserved by "
-                "the host; rename the command in the plugin's manifest"
+                f"{refused_by}the host's command line already has a command named {c.name!r}; "
+                "rename the command in the plugin's manifest"
+            )
+        elif c.name in RESERVED_COMMANDS:
+            refused[(c.plugin_id, c.name)] = (
+                f"{refused_by}{c.name!r} is a name plugbay reserves for its own commands; "
+                "rename the command in the plugin's manifest"
             )
         elif c.name in usable:
             refused[(c.plugin_id, c.name)] = (
-                f"command {c.name!r} from {c.plugin_id} is refused: {usable[c.name].plugin_id} "
-                f"already provides {c.name!r}; disable one of the two plugins"
+                f"{refused_by}{usable[c.name].plugin_id} already provides {c.name!r}; "
+                "disable one of the two plugins"
             )
         else:
             usable[c.name] = c
@@ -115,8 +131,9 @@ class ActivityLock:
     """Many commands may run at once; a reload or unload waits until none runs.
 
     Re-entrant per thread: a command that runs another command does not wait behind a
-    pending unload (which is itself waiting for the first command), and a command that
-    tries to unload or reload plugins gets an error instead of waiting for itself.
+    pending unload (which is itself waiting for the first command), an unload may nest
+    inside another (``stop()`` stops each plugin), and a command that tries to unload or
+    reload plugins gets an error instead of waiting for itself.
     """
 
     def __init__(self) -> None:
@@ -125,42 +142,68 @@ class ActivityLock:
         self._changing = 0
         self._local = threading.local()
 
-    def _depth(self) -> int:
-        return int(getattr(self._local, "depth", 0))
+    def _commands(self) -> list[str]:
+        """The commands this thread is running, outermost first."""
+        found: list[str] | None = getattr(self._local, "commands", None)
+        if found is None:
+            found = self._local.commands = []
+        return found
+
+    def _changes(self) -> int:
+        return int(getattr(self._local, "changes", 0))
 
     @contextmanager
-    def running(self) -> Iterator[None]:
-        """Held while a plugin command runs."""
-        nested = self._depth() > 0
+    def running(self, command: str = "") -> Iterator[None]:
+        """Held while the plugin command ``command`` runs."""
+        stack = self._commands()
         with self._cond:
-            while self._changing and not nested:
+            while self._changing and not stack and not self._changes():
                 self._cond.wait()
             self._running += 1
-        self._local.depth = self._depth() + 1
+        stack.append(command)
         try:
             yield
         finally:
-            self._local.depth = self._depth() - 1
+            stack.pop()
             with self._cond:
                 self._running -= 1
                 self._cond.notify_all()
 
-    @contextmanager
-    def changing(self) -> Iterator[None]:
-        """Held while plugins are unloaded or reloaded; waits for running commands."""
-        if self._depth() > 0:
+    def check(self, action: str) -> None:
+        """Raise CommandError if this thread is inside a plugin command.
+
+        ``action`` names what was attempted (``"restart"``), for the message.
+        """
+        stack = self._commands()
+        if stack:
             raise CommandError(
-                "(running command)",
-                "plugins cannot be stopped, restarted or reloaded from inside a plugin command;"
-                " do it after the command returns",
+                stack[-1],
+                f"{action} cannot be called from inside a plugin command ({stack[-1]}): "
+                "plugins are not stopped, restarted or reloaded while a command runs, and "
+                "this command would wait for itself; do it after the command returns",
             )
-        with self._cond:
-            self._changing += 1
-            while self._running:
-                self._cond.wait()
+
+    @contextmanager
+    def changing(self, action: str = "unload") -> Iterator[None]:
+        """Held while plugins are unloaded or reloaded; waits for running commands."""
+        self.check(action)
+        nested = self._changes() > 0
+        if not nested:
+            with self._cond:
+                self._changing += 1
+                try:
+                    while self._running:
+                        self._cond.wait()
+                except BaseException:
+                    self._changing -= 1
+                    self._cond.notify_all()
+                    raise
+        self._local.changes = self._changes() + 1
         try:
             yield
         finally:
-            with self._cond:
-                self._changing -= 1
-                self._cond.notify_all()
+            self._local.changes = self._changes() - 1
+            if not nested:
+                with self._cond:
+                    self._changing -= 1
+                    self._cond.notify_all()

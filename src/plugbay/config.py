@@ -231,7 +231,7 @@ def redacted(value: Any) -> Any:
 def _collect_secrets(value: Any, out: list[str]) -> None:
     if isinstance(value, Secret):
         inner = value.reveal()
-        if isinstance(inner, str | int | float) and str(inner):
+        if isinstance(inner, str | int | float) and not isinstance(inner, bool) and str(inner):
             out.append(str(inner))
         else:
             _collect_secrets(inner, out)
@@ -243,35 +243,141 @@ def _collect_secrets(value: Any, out: list[str]) -> None:
             _collect_secrets(v, out)
 
 
+#: In a secret path: any property name or list index (from ``items``,
+#: ``additionalProperties`` or ``patternProperties``).
+ANY = "*"
+
+
+def _matches(path: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    return len(path) == len(pattern) and all(
+        q in (p, ANY) for p, q in zip(path, pattern, strict=True)
+    )
+
+
+def _is_secret(path: tuple[str, ...], paths: Iterable[tuple[str, ...]]) -> bool:
+    """Whether ``path`` is a secret field or lies inside one."""
+    return any(len(path) >= len(s) and _matches(path[: len(s)], s) for s in paths)
+
+
 def _wrap_secrets(values: Any, paths: frozenset[tuple[str, ...]], here: tuple[str, ...]) -> Any:
-    if here in paths:
+    if any(_matches(here, p) for p in paths):
         return Secret(values)
+    if not any(len(p) > len(here) and _matches(here, p[: len(here)]) for p in paths):
+        return values  # no secret below here
     if isinstance(values, dict):
-        return {k: _wrap_secrets(v, paths, (*here, k)) for k, v in values.items()}
+        return {k: _wrap_secrets(v, paths, (*here, str(k))) for k, v in values.items()}
+    if isinstance(values, list):
+        return [_wrap_secrets(v, paths, (*here, str(i))) for i, v in enumerate(values)]
     return values
+
+
+def _reveal(value: Any, here: tuple[str, ...], found: set[tuple[str, ...]]) -> Any:
+    """``value`` with every :class:`Secret` (a host may pass them in code) revealed.
+
+    Their paths are added to ``found``: they stay secret whatever the schema says.
+    """
+    if isinstance(value, Secret):
+        found.add(here)
+        return value.reveal()
+    if isinstance(value, Mapping):
+        return {k: _reveal(v, (*here, str(k)), found) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_reveal(v, (*here, str(i)), found) for i, v in enumerate(value)]
+    return value
+
+
+def _local_ref(root: Mapping[str, Any], ref: str) -> Mapping[str, Any] | None:
+    """The subschema a local ``$ref`` (``#/$defs/name``) points to, or None."""
+    if ref != "#" and not ref.startswith("#/"):
+        return None  # another document, or an anchor: not followed
+    node: Any = root
+    for escaped in ref[2:].split("/") if ref != "#" else ():
+        part = escaped.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node if isinstance(node, Mapping) else None
+
+
+def _follow(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` merged with what its local ``$ref`` (and theirs) point to."""
+    seen: set[str] = set()
+    merged = dict(schema)
+    while isinstance(merged.get("$ref"), str) and merged["$ref"] not in seen:
+        ref = merged.pop("$ref")
+        seen.add(ref)
+        target = _local_ref(root, ref)
+        if target is None:
+            break
+        merged = {**target, **merged}
+    return merged
 
 
 def secret_paths(
     schema: Mapping[str, Any], here: tuple[str, ...] = ()
 ) -> frozenset[tuple[str, ...]]:
-    """Paths of the fields a JSON Schema marks ``writeOnly: true`` or ``x-secret: true``."""
+    """Paths of the fields a JSON Schema marks ``writeOnly: true`` or ``x-secret: true``.
+
+    Follows ``properties``, ``items``/``prefixItems``, ``additionalProperties``,
+    ``patternProperties``, ``allOf``/``anyOf``/``oneOf``/``then``/``else`` and local
+    ``$ref``; :data:`ANY` in a path stands for any property name or list index.
+    """
     found: set[tuple[str, ...]] = set()
+    _find_secrets(schema, schema, here, frozenset(), found)
+    return frozenset(found)
+
+
+def _find_secrets(
+    schema: Any,
+    root: Mapping[str, Any],
+    here: tuple[str, ...],
+    refs: frozenset[str],
+    found: set[tuple[str, ...]],
+) -> None:
+    if not isinstance(schema, Mapping):
+        return
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref not in refs:  # refs: no endless walk of a recursive schema
+        _find_secrets(_local_ref(root, ref), root, here, refs | {ref}, found)
     if here and (schema.get("writeOnly") is True or schema.get("x-secret") is True):
         found.add(here)
-        return frozenset(found)
+        return
     props = schema.get("properties")
     if isinstance(props, Mapping):
         for name, sub in props.items():
-            if isinstance(sub, Mapping):
-                found |= secret_paths(sub, (*here, name))
-    return frozenset(found)
+            _find_secrets(sub, root, (*here, str(name)), refs, found)
+    patterns = schema.get("patternProperties")
+    for sub in patterns.values() if isinstance(patterns, Mapping) else ():
+        _find_secrets(sub, root, (*here, ANY), refs, found)
+    _find_secrets(schema.get("additionalProperties"), root, (*here, ANY), refs, found)
+    items = schema.get("items")
+    if isinstance(items, list):  # drafts before 2020-12: one schema per position
+        for i, sub in enumerate(items):
+            _find_secrets(sub, root, (*here, str(i)), refs, found)
+    else:
+        _find_secrets(items, root, (*here, ANY), refs, found)
+    prefix = schema.get("prefixItems")
+    for i, sub in enumerate(prefix if isinstance(prefix, list) else ()):
+        _find_secrets(sub, root, (*here, str(i)), refs, found)
+    for key in ("allOf", "anyOf", "oneOf"):
+        subs = schema.get(key)
+        for sub in subs if isinstance(subs, list) else ():
+            _find_secrets(sub, root, here, refs, found)
+    for key in ("then", "else"):
+        _find_secrets(schema.get(key), root, here, refs, found)
 
 
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def resolve_env(value: Any, env: Mapping[str, str], source: str, path: tuple[str, ...] = ()) -> Any:
-    """Replace ``${env:NAME}`` in strings with the environment variable's value."""
+    """Replace ``${env:NAME}`` in strings with the environment variable's value.
+
+    A variable that is not set is a ConfigError naming the field that refers to it.
+    """
     if isinstance(value, str):
 
         def sub(match: re.Match[str]) -> str:
@@ -288,27 +394,65 @@ def resolve_env(value: Any, env: Mapping[str, str], source: str, path: tuple[str
         return _ENV_REF.sub(sub, value)
     if isinstance(value, Mapping):
         return {k: resolve_env(v, env, source, (*path, str(k))) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [resolve_env(v, env, source, (*path, str(i))) for i, v in enumerate(value)]
     return value
 
 
 def apply_defaults(schema: Mapping[str, Any], values: Any) -> Any:
-    """Fill in ``default`` values of object properties that are missing, recursively."""
-    if not isinstance(values, dict):
+    """Fill in the ``default`` values of missing properties, at every depth.
+
+    Follows local ``$ref`` and array ``items``. A missing object property without a
+    default of its own is added when defaults inside it give it content and every
+    property it requires.
+    """
+    return _fill(schema, values, schema, frozenset())
+
+
+def _fill(
+    schema: Mapping[str, Any], values: Any, root: Mapping[str, Any], refs: frozenset[str]
+) -> Any:
+    schema = _follow(schema, root)
+    if isinstance(values, list):
+        items = schema.get("items")
+        if isinstance(items, Mapping):
+            return [_fill(items, v, root, refs) for v in values]
         return values
     props = schema.get("properties")
-    if not isinstance(props, Mapping):
+    if not isinstance(values, dict) or not isinstance(props, Mapping):
         return values
     out = dict(values)
     for name, sub in props.items():
         if not isinstance(sub, Mapping):
             continue
-        if name not in out and "default" in sub:
-            out[name] = copy.deepcopy(sub["default"])
         if name in out:
-            out[name] = apply_defaults(sub, out[name])
+            out[name] = _fill(sub, out[name], root, refs)
+        elif "default" in sub:
+            out[name] = _fill(sub, copy.deepcopy(sub["default"]), root, refs)
+        else:
+            made = _absent_object(sub, root, refs)
+            if made is not None:
+                out[name] = made
     return out
+
+
+def _absent_object(
+    sub: Mapping[str, Any], root: Mapping[str, Any], refs: frozenset[str]
+) -> dict[str, Any] | None:
+    """The object a missing property gets from the defaults inside it, or None."""
+    ref = sub.get("$ref")
+    if isinstance(ref, str):
+        if ref in refs:
+            return None  # a recursive schema: do not build an endless tree of defaults
+        refs = refs | {ref}
+    resolved = _follow(sub, root)
+    if resolved.get("type", "object") != "object":
+        return None
+    made = _fill(resolved, {}, root, refs)
+    required = resolved.get("required")
+    if not made or (isinstance(required, list) and not set(required) <= set(made)):
+        return None
+    return dict(made)
 
 
 def validate_plugin_config(
@@ -320,34 +464,56 @@ def validate_plugin_config(
     """Resolve ``${env:…}``, apply defaults and validate ``values`` against ``schema``.
 
     Raises ConfigError naming the field path and what was expected; secret values never
-    appear in the message.
+    appear in the message. :class:`Secret` values in ``values`` stay secret.
     """
     source = f"config of {plugin_id}"
-    resolved = resolve_env(dict(values), env, source)
+    given: set[tuple[str, ...]] = set()
+    resolved = resolve_env(_reveal(dict(values), (), given), env, source)
     if schema is None:
-        return PluginConfig(resolved, frozenset())
+        return PluginConfig(resolved, frozenset(given))
     import jsonschema
+    from referencing.exceptions import Unresolvable
 
     schema = dict(schema)
-    cls = jsonschema.validators.validator_for(schema)
+    where_schema = f"config schema of {plugin_id}"
+    if "$schema" in schema:
+        unknown: Any = None  # what validator_for answers, without a warning, for an unknown draft
+        cls = jsonschema.validators.validator_for(schema, default=unknown)
+        if cls is unknown:
+            raise ConfigError(
+                where_schema,
+                "$schema",
+                f"is not a valid JSON Schema: {schema['$schema']!r} is no JSON Schema draft "
+                "plugbay knows; use https://json-schema.org/draft/2020-12/schema or leave it out",
+            )
+    else:
+        cls = jsonschema.validators.validator_for(schema)
     try:
         cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(top)"
         raise ConfigError(
-            f"config schema of {plugin_id}", where, f"is not a valid JSON Schema: {exc.message}"
+            where_schema, where, f"is not a valid JSON Schema: {exc.message}"
         ) from None
-    secrets = secret_paths(schema)
+    secrets = secret_paths(schema) | given
     filled = apply_defaults(schema, resolved)
-    errors = sorted(
-        cls(schema).iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path]
-    )
+    try:
+        errors = sorted(
+            cls(schema).iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path]
+        )
+    except Unresolvable as exc:
+        raise ConfigError(
+            where_schema,
+            "$ref",
+            f"is not a valid JSON Schema: {exc!s} cannot be resolved (plugbay follows only "
+            "references inside the schema, e.g. #/$defs/name)",
+        ) from None
     if errors:
         first = errors[0]
         path = tuple(str(p) for p in first.absolute_path)
         field = ".".join(path) or "(top)"
         config = PluginConfig(filled, secrets)
-        if any(path[: len(s)] == s for s in secrets):
+        if _is_secret(path, secrets):
             message = (
                 f"the secret value does not satisfy {first.validator!r}"
                 f" ({first.validator!r}: {first.validator_value!r}); the value is not shown"

@@ -16,7 +16,11 @@ that says what went wrong and what to do about it.
     ├── CommandError            a plugin command refused: name, arguments or authorisation
     ├── HookSpecError           a hook declared or called wrongly, or an implementation that
     │                           does not fit its spec
-    └── HookCallError           a hook implementation raised or timed out
+    ├── HookCallError           a hook implementation raised or timed out
+    └── StoreError              installing, removing, switching or verifying plugins failed
+        ├── BundleError         a bundle that is unsafe, altered, truncated or not a bundle
+        ├── SourceError         a source (folder, file, URL, git, requirements) cannot be used
+        └── ResolutionError     the requested plugins' dependencies cannot be satisfied
 """
 
 from __future__ import annotations
@@ -152,3 +156,29 @@ class HookCallError(PluginError):
         text = str(error)
         what = f"{type(error).__name__}: {text}" if text else type(error).__name__
         super().__init__(f"hook {hook}: the implementation from {plugin_id} raised {what}")
+
+
+class StoreError(PluginError):
+    """Changing the installed plugins failed; nothing was changed."""
+
+
+class BundleError(StoreError):
+    """A bundle is unsafe, altered, truncated or not a bundle at all."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}")
+
+
+class SourceError(StoreError):
+    """A source named in an install cannot be read, fetched or understood."""
+
+    def __init__(self, spec: str, problem: str) -> None:
+        self.spec = spec
+        self.problem = problem
+        super().__init__(f"{spec}: {problem}")
+
+
+class ResolutionError(StoreError):
+    """The requested plugins, with what is installed, have no consistent set of versions."""

@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,7 +34,7 @@ from .errors import (
     PlanError,
     RegistryError,
 )
-from .hooks import HookImpl, Hooks, HookSpecError
+from .hooks import HookCallError, HookImpl, Hooks, HookSpecError
 from .manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_from_mapping
 from .plan import LoadPlan, plan
 from .registry import Handle, Registry
@@ -269,8 +269,12 @@ class Host:
 
     # ------------------------------------------------------------ discover and plan
 
-    def discover(self) -> Catalog:
-        """Find every plugin (no plugin code is imported); cached in the home."""
+    def discover(self, *, thorough: bool = False) -> Catalog:
+        """Find every plugin (no plugin code is imported); cached in the home.
+
+        ``thorough`` checks every installed file instead of trusting the store's
+        generation stamp (``plugbay doctor`` uses it).
+        """
         t0 = time.perf_counter()
         cache_path = self.home / "cache" / "discovery.msgpack" if self._use_cache else None
         self._catalog = discover(
@@ -280,6 +284,7 @@ class Host:
             entry_point_group=f"{self.app}.plugins" if self._entry_points else None,
             path_entries=[p for p in sys.path if p and os.path.isabs(p)],
             reporter=self._reporter,
+            trust_store=not thorough,
         )
         self._plan = None
         self.timings_ms["discover"] = (time.perf_counter() - t0) * 1e3
@@ -307,20 +312,28 @@ class Host:
     def load_plan(self) -> LoadPlan:
         return self._plan if self._plan is not None else self.plan()
 
-    def problems(self) -> list[Problem]:
-        """Discovery, planning and registration problems, for ``doctor``.
+    def problems(self, *, reserved: Iterable[str] = ()) -> list[Problem]:
+        """Discovery, planning, registration and command problems, for ``doctor``.
 
         Before :meth:`start`, contribution conflicts are found by registering every
         planned plugin's declared contributions in a scratch registry: no code is imported.
+        Refused plugin commands are reported as :meth:`commands` says; ``reserved`` are the
+        host CLI's own command names.
         """
         if self._started:
-            registration = list(self._problems)
+            hooks = self.hooks
+            # A hook the host declared after start settles its "hook.unknown" problems.
+            registration = [
+                p for p in self._problems if p.code != "hook.unknown" or p in hooks.problems
+            ]
         else:
             registration = []
-            scratch, scratch_hooks = Registry(), Hooks(self.hooks.specs())
+            scratch, hooks = Registry(), Hooks(self.hooks.specs())
             for planned in self.load_plan.order:
-                self._register_declared(planned.record, scratch, registration, scratch_hooks)
-        return [*self.catalog.problems, *self.load_plan.problems, *registration]
+                self._register_declared(planned.record, scratch, registration, hooks)
+        registration += _hook_order_problems(hooks, registration)
+        refused = self.commands(reserved)[1]
+        return [*self.catalog.problems, *self.load_plan.problems, *registration, *refused]
 
     # ------------------------------------------------------------ lifecycle
 
@@ -384,37 +397,47 @@ class Host:
             raise
 
     def stop(self) -> None:
-        """Stop started plugins in reverse load order, each within ``stop_timeout``."""
+        """Stop started plugins in reverse load order, each within ``stop_timeout``.
+
+        Waits for running plugin commands to return; called from inside one, it raises
+        CommandError (the command would wait for itself).
+        """
+        self._activity.check("stop")
         with self._lock:
             if not self._started:
                 return
             order = [p.id for p in self.load_plan.order]
         self._emit(LifecycleEvent("host_stop"))
-        for plugin_id in reversed(order):
-            self._stop_one(plugin_id, PluginState.STOPPED)
-        with self._lock:
-            if self._runtime is not None:
-                self._runtime.close()
-                self._runtime = None
-            self._started = False
+        with self._activity.changing("stop"):
+            for plugin_id in reversed(order):
+                self._stop_one(plugin_id, PluginState.STOPPED)
+            with self._lock:
+                if self._runtime is not None:
+                    self._runtime.close()
+                    self._runtime = None
+                self._started = False
 
     def restart(self, plugin_id: str) -> PluginState:
         """Stop a plugin (and the started plugins that depend on it), then start them again.
 
         A failed or blocked plugin is tried again; the plugins it blocked become resolved
-        again, and the eager ones among them are started.
+        again, and the eager ones among them are started. Waits for running plugin commands
+        to return; called from inside one, it raises CommandError.
         """
+        self._activity.check("restart")
         self.start()
         slot = self._slot(plugin_id)
         if slot.record is None:
             raise PlanError(plugin_id, f"is {slot.state} and cannot be restarted: {slot.reason}")
-        dependents = self._started_dependents(plugin_id)
-        for dep in reversed(dependents):
-            self._stop_one(dep, PluginState.RESOLVED)
-        self._stop_one(plugin_id, PluginState.RESOLVED)
-        for pid in (plugin_id, *dependents):
-            self._reset(self._slot(pid))
-        unblocked = self._unblock_dependents(plugin_id)
+        with self._activity.changing("restart"):
+            dependents = self._started_dependents(plugin_id)
+            for dep in reversed(dependents):
+                self._stop_one(dep, PluginState.RESOLVED)
+            self._stop_one(plugin_id, PluginState.RESOLVED)
+            # Registered again before a waiting command can look its contributions up.
+            for pid in (plugin_id, *dependents):
+                self._reset(self._slot(pid))
+            unblocked = self._unblock_dependents(plugin_id)
         self._ensure_started(plugin_id)
         for pid in (*dependents, *(u for u in unblocked if self._is_eager(u))):
             try:
@@ -464,17 +487,26 @@ class Host:
         clean = sanitize_args(name, args)
         if info.requires_auth:
             self._authorize(info, clean)
-        with self._activity.running():
+        with self._activity.running(name):
             fn = self.get("command", f"{info.plugin_id}:{name}")
             try:
                 result = fn(clean)
-            except Exception as exc:
-                error = CommandError(name, f"failed in {info.plugin_id}: {_describe(exc)}")
-                error.detail = traceback.format_exc()  # type: ignore[attr-defined]
-                raise error from exc
+            except SystemExit as exc:  # a CLI-style command may exit; that is its exit code
+                result = exc.code if isinstance(exc.code, int) or exc.code is None else 1
+            except Exception as exc:  # noqa: BLE001 - any failure of the command is reported
+                secrets = self.secret_values()
+                error = CommandError(
+                    name, scrub(f"failed in {info.plugin_id}: {_describe(exc)}", secrets)
+                )
+                error.detail = scrub(traceback.format_exc(), secrets)  # type: ignore[attr-defined]
+                # Not chained: a traceback printed at -vvv would show the original message,
+                # which may hold a secret value.
+                raise error from None
         if result is None or result is True:
             return 0
-        return result if isinstance(result, int) else 1
+        if result is False or not isinstance(result, int):
+            return 1
+        return result
 
     def _authorize(self, info: CommandInfo, args: list[str]) -> None:
         if self.authorize is None:
@@ -484,13 +516,17 @@ class Host:
                 "this host has no authoriser; hosts pass Host(authorize=...)",
             )
         try:
-            allowed = self.authorize(info.name, info.plugin_id, args)
-        except Exception as exc:  # the host's own callback failing is a refusal, said plainly
+            allowed = self.authorize(info.name, info.plugin_id, list(args))
+        except Exception as exc:  # the host's callback failing is a refusal, said plainly
             raise CommandError(
-                info.name, f"the host's authoriser failed: {_describe(exc)}"
+                info.name,
+                f"not authorised: the host's authoriser failed: {_describe(exc)}",
             ) from exc
-        if not allowed:
-            raise CommandError(info.name, "not authorised by the host")
+        if allowed is not True:
+            raise CommandError(
+                info.name,
+                f"not authorised: the host's authoriser refused this command from {info.plugin_id}",
+            )
 
     def health(self) -> dict[str, Health]:
         """Each plugin's health; started plugins are asked, within ``health_timeout``."""
@@ -514,7 +550,9 @@ class Host:
             except LoadError as exc:
                 out[plugin_id] = Health("failed", exc.reason, now)
                 continue
-            out[plugin_id] = _health_from(value, now)
+            health = _health_from(value, now)
+            secrets = slot.config.secret_values() if slot.config is not None else []
+            out[plugin_id] = replace(health, message=scrub(health.message, secrets))
         return out
 
     def status(self) -> list[PluginStatus]:
@@ -576,20 +614,27 @@ class Host:
 
     def _fire_hook(self, event: LifecycleEvent) -> None:
         name, pid = event.name, event.plugin_id
-        if name in ("host_start", "host_stop"):
-            outcome = self.hooks.get(name)(host=self)
-        elif name == "plugin_loaded":
-            slot = self._slots.get(pid or "")
-            version = slot.record.version if slot and slot.record else None
-            outcome = self.hooks.plugin_loaded(plugin_id=pid, version=version)
-        elif name == "plugin_failed":
-            outcome = self.hooks.plugin_failed(plugin_id=pid, reason=event.reason)
-        elif name == "plugin_unloaded":
-            outcome = self.hooks.plugin_unloaded(plugin_id=pid)
-        else:
+        try:
+            if name in ("host_start", "host_stop"):
+                outcome = self.hooks.get(name)(host=self)
+            elif name == "plugin_loaded":
+                slot = self._slots.get(pid or "")
+                version = slot.record.version if slot and slot.record else None
+                outcome = self.hooks.plugin_loaded(plugin_id=pid, version=version)
+            elif name == "plugin_failed":
+                outcome = self.hooks.plugin_failed(plugin_id=pid, reason=event.reason)
+            elif name == "plugin_unloaded":
+                outcome = self.hooks.plugin_unloaded(plugin_id=pid)
+            else:
+                return
+        except HookCallError as exc:
+            # The lifecycle hooks collect their implementations' errors, but a wrapper's
+            # own failure still ends the call: logged like the others, never raised here.
+            _log.warning("%s", exc, extra={"plugin_id": exc.plugin_id})
             return
+        secrets = self.secret_values() if outcome.errors else []
         for error in outcome.errors:
-            _log.warning("%s", error, extra={"plugin_id": error.plugin_id})
+            _log.warning("%s", scrub(str(error), secrets), extra={"plugin_id": error.plugin_id})
 
     def _bind_hooks(self, slot: _Slot, obj: Any) -> None:
         """Import this plugin's hook implementations and check them against their specs.
@@ -600,11 +645,10 @@ class Host:
         """
         record = slot.record
         assert record is not None
-        declared = {c.name: c for c in record.manifest.contributes.get("hook", ())}
         for impl in self.hooks.implementations_of(slot.id):
             if impl.function is not None:
                 continue
-            entry = declared[impl.hook].entry if impl.hook in declared else None
+            entry = impl.entry  # its own entry, not one looked up by hook name
             if entry is not None:
                 fn = self._call(
                     slot, f"import hook {impl.hook}", self._runtime.import_entry, record, entry
@@ -633,15 +677,16 @@ class Host:
                 impl.function = None
                 raise LoadError(slot.id, "register", str(exc)) from None
 
-    def _hook_resolver(self, plugin_id: str, hook: str) -> Callable[[], Callable[..., Any]]:
-        """What a hook call uses to load a lazy plugin that implements ``hook``."""
+    def _hook_resolver(self, impl: HookImpl) -> Callable[[], Callable[..., Any]]:
+        """What a hook call uses to load the lazy plugin behind ``impl``."""
 
         def resolve() -> Callable[..., Any]:
-            self._ensure_started(plugin_id)
-            for impl in self.hooks.implementations_of(plugin_id):
-                if impl.hook == hook and impl.function is not None:
-                    return impl.function
-            raise LoadError(plugin_id, "register", f"its implementation of {hook} is not loaded")
+            self._ensure_started(impl.plugin_id)
+            if impl.function is None:  # called from the plugin's own register(), say
+                raise LoadError(
+                    impl.plugin_id, "register", f"its implementation of {impl.hook} is not loaded"
+                )
+            return impl.function  # set by _bind_hooks while the plugin loaded
 
         return resolve
 
@@ -690,8 +735,9 @@ class Host:
                         before=c.before,
                         after=c.after,
                         wrapper=c.wrapper,
-                        resolve=self._hook_resolver(record.id, c.name),
+                        entry=c.entry,
                     )
+                    impl.resolve = self._hook_resolver(impl)
                     unknown = hooks.add(impl)
                     if self.kinds is not None:  # a host that declared its surface
                         _note(problems, unknown)
@@ -706,7 +752,9 @@ class Host:
                     record.precedence,
                     _resolver=self._resolve_handle,
                 )
-                _note(problems, registry.add(handle))
+                conflict = registry.add(handle)
+                if kind != "command":  # commands() reports those, saying which one is refused
+                    _note(problems, conflict)
 
     def _add_runtime(
         self,
@@ -851,8 +899,9 @@ class Host:
             )
         try:
             slot.config = self.plugin_config(slot.id)
-        except ConfigError as exc:
-            raise LoadError(slot.id, "config", f"{exc.field}: {exc.problem}") from None
+        except ConfigError as exc:  # its message names the field and never a secret value
+            reason = str(exc).removeprefix(f"config of {slot.id}: ")
+            raise LoadError(slot.id, "config", reason) from None
         obj = self._builtin_objects.get(slot.id)
         if obj is None and p.entry is not None:
             obj = self._call(slot, "import", self._runtime.import_entry, record, p.entry)
@@ -905,38 +954,53 @@ class Host:
     ) -> PluginConfig:
         """The validated config of one plugin (without loading it).
 
-        ``values`` defaults to what ``config.toml`` and the ``config=`` argument give.
-        Raises ConfigError (secret values never shown) if it does not fit the schema.
+        ``values`` is the in-code config (default: the ``config=`` argument); the plugin's
+        table in ``config.toml`` is under it. Raises ConfigError (secret values never
+        shown) if the result does not fit the plugin's schema.
         """
         record = self._record_for(plugin_id)
-        if values is None:
-            values = {
-                **self.config.plugins.get(plugin_id, {}),
-                **self._code_config.get(plugin_id, {}),
-            }
+        code = self._code_config.get(plugin_id, {}) if values is None else values
+        merged = {**self.config.plugins.get(plugin_id, {}), **code}
         schema = _config_schema(record)
-        return validate_plugin_config(plugin_id, schema, values, os.environ)
+        return validate_plugin_config(plugin_id, schema, merged, os.environ)
 
     def reconfigure(self, config: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the in-code config of some plugins, validating all of it first.
 
         If any plugin's new config is invalid, ConfigError is raised and nothing changes.
         Started plugins get the new config through their ``reconfigure(config)`` method,
-        or are restarted when they have none.
+        or are restarted when they have none; a plugin that failed because of its config
+        is tried again on its next use.
         """
         checked = {pid: self.plugin_config(pid, values) for pid, values in config.items()}
+        restarts = [
+            pid
+            for pid in checked
+            if (slot := self._slots.get(pid)) is not None
+            and slot.state is PluginState.STARTED
+            and getattr(slot.obj, "reconfigure", None) is None
+        ]
+        if restarts:
+            self._activity.check("reconfigure")  # before anything changes
         for pid, values in config.items():
             self._code_config[pid] = dict(values)
         for pid, new in checked.items():
             slot = self._slots.get(pid)
-            if slot is None or slot.state is not PluginState.STARTED:
+            if slot is None:
                 continue
+            if slot.state is PluginState.FAILED and slot.error and slot.error.step == "config":
+                self._reset(slot)
+                self._unblock_dependents(pid)
+                continue
+            if slot.state is not PluginState.STARTED:
+                continue  # it reads the new config when it loads
             hook = getattr(slot.obj, "reconfigure", None)
             if hook is None:
                 self.restart(pid)
                 continue
-            slot.config = new
-            self._call(slot, "reconfigure", hook, new)
+            with slot.lock:
+                slot.config = new
+                self._call(slot, "reconfigure", hook, new, record=False)
 
     def secret_values(self) -> list[str]:
         """Secret config values of loaded plugins, so that output can be scrubbed of them."""
@@ -1014,7 +1078,7 @@ class Host:
         slot = self._slots.get(plugin_id)
         if slot is None:
             return
-        with self._activity.changing(), slot.lock:
+        with self._activity.changing("stop"), slot.lock:
             if slot.state not in (PluginState.STARTED, PluginState.INITIALIZED, PluginState.LOADED):
                 return
             stop = getattr(slot.obj, "stop", None)
@@ -1075,20 +1139,27 @@ class Host:
         threading.Thread(target=run, name=f"plugbay {slot.id} {step}", daemon=True).start()
         if not done.wait(limit):
             stack = _stack_of(outcome.get("ident"), step, limit)
-            raise _detailed(LoadTimeout(slot.id, step, limit), stack)
+            secrets = self.secret_values()
+            raise _detailed(LoadTimeout(slot.id, step, limit), stack and scrub(stack, secrets))
         if record:
             slot.timings_ms[step] = (
                 slot.timings_ms.get(step, 0.0) + (time.perf_counter() - t0) * 1e3
             )
         if "error" in outcome:
-            raise _detailed(
-                LoadError(slot.id, step, _describe(outcome["error"])), outcome["detail"]
-            )
+            # A plugin's exception may quote its own secret config: status, load and -v show
+            # the reason and the traceback.
+            secrets = self.secret_values()
+            reason = scrub(_describe(outcome["error"]), secrets)
+            raise _detailed(LoadError(slot.id, step, reason), scrub(outcome["detail"], secrets))
         return outcome.get("value")
 
 
 class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """A plugin's ``ctx.logger``: tags records with the plugin id, scrubs secret values."""
+    """A plugin's ``ctx.logger``: tags records with the plugin id, scrubs secret values.
+
+    Arguments, and a logged exception's traceback, are formatted into the message first,
+    so that a secret in them is scrubbed too.
+    """
 
     def __init__(self, logger: logging.Logger, extra: Mapping[str, object], host: Host) -> None:
         super().__init__(logger, extra)
@@ -1101,12 +1172,23 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         secrets = self._host.secret_values()
-        if secrets and args:
-            # Format now, so an argument holding a secret is scrubbed too.
-            try:
-                msg, args = str(msg) % args, ()
-            except (TypeError, ValueError):
-                msg, args = " ".join(str(a) for a in (msg, *args)), ()
+        if secrets and self.isEnabledFor(level):
+            if args:
+                try:
+                    msg, args = str(msg) % args, ()
+                except (TypeError, ValueError):
+                    msg, args = " ".join(str(a) for a in (msg, *args)), ()
+            exc_info = kwargs.pop("exc_info", None)
+            if exc_info:
+                if exc_info is True:
+                    exc_info = sys.exc_info()
+                elif isinstance(exc_info, BaseException):
+                    exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+                if exc_info[0] is not None:
+                    msg = f"{msg}\n{''.join(traceback.format_exception(*exc_info)).rstrip()}"
+            if kwargs.pop("stack_info", False):
+                msg = f"{msg}\nStack (most recent call last):\n"
+                msg += "".join(traceback.format_stack()).rstrip()
         super().log(level, msg, *args, **kwargs)
 
 
@@ -1167,6 +1249,15 @@ def _detailed(error: LoadError, detail: str | None) -> LoadError:
     """Attach the traceback (or a hung step's stack) that status().detail shows."""
     error.detail = detail  # type: ignore[attr-defined]  # not (yet) a declared LoadError field
     return error
+
+
+def _hook_order_problems(hooks: Hooks, known: list[Problem]) -> list[Problem]:
+    """Cycles among the hooks' before/after lists, and implementations that stopped fitting
+    a hook declared late; ordering every hook finds the cycles without running plugin code."""
+    for spec in hooks.specs():
+        hooks.get(spec.name).implementations()
+    wanted = ("hook.order-cycle", "hook.signature")
+    return [p for p in hooks.problems if p.code in wanted and p not in known]
 
 
 def _note(problems: list[Problem], problem: Problem | None) -> None:

@@ -10,37 +10,55 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import HostConfig, Policy
+    from .config import HostConfig, PluginConfig, Policy, Secret
     from .context import HostInfo, PluginApi, PluginContext
     from .discovery import Catalog, DiscoveryReporter, PluginRecord, Problem, SearchPath, discover
     from .errors import (
+        BundleError,
+        CommandError,
         ConfigError,
         ContributionNotFound,
+        HookCallError,
+        HookSpecError,
         LoadError,
         LoadTimeout,
         ManifestError,
         PlanError,
         PluginError,
         RegistryError,
+        ResolutionError,
+        SourceError,
+        StoreError,
         VersionError,
     )
+    from .hooks import HookCaller, HookImpl, HookResults, Hooks, HookSpec
     from .host import Health, Host, LifecycleEvent, PluginState, PluginStatus
     from .manifest import Contribution, Manifest, PluginInfo, load_manifest, parse_manifest
     from .plan import LoadPlan, PlannedPlugin, Rejected
     from .plan import plan as make_plan
     from .registry import Handle, Registry
+    from .store import Store
     from .versions import Range, Version, parse_range, parse_version
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "BundleError": "errors",
     "Catalog": "discovery",
+    "CommandError": "errors",
     "ConfigError": "errors",
     "Contribution": "manifest",
     "ContributionNotFound": "errors",
     "DiscoveryReporter": "discovery",
     "Handle": "registry",
     "Health": "host",
+    "HookCallError": "errors",
+    "HookCaller": "hooks",
+    "HookImpl": "hooks",
+    "HookResults": "hooks",
+    "HookSpec": "hooks",
+    "HookSpecError": "errors",
+    "Hooks": "hooks",
     "Host": "host",
     "HostConfig": "config",
     "HostInfo": "context",
@@ -53,6 +71,7 @@ _LAZY = {
     "PlanError": "errors",
     "PlannedPlugin": "plan",
     "PluginApi": "context",
+    "PluginConfig": "config",
     "PluginContext": "context",
     "PluginError": "errors",
     "PluginInfo": "manifest",
@@ -65,7 +84,12 @@ _LAZY = {
     "Registry": "registry",
     "RegistryError": "errors",
     "Rejected": "plan",
+    "ResolutionError": "errors",
     "SearchPath": "discovery",
+    "Secret": "config",
+    "SourceError": "errors",
+    "Store": "store",
+    "StoreError": "errors",
     "Version": "versions",
     "VersionError": "errors",
     "discover": "discovery",
@@ -77,13 +101,22 @@ _LAZY = {
 }
 
 __all__ = [
+    "BundleError",
     "Catalog",
+    "CommandError",
     "ConfigError",
     "Contribution",
     "ContributionNotFound",
     "DiscoveryReporter",
     "Handle",
     "Health",
+    "HookCallError",
+    "HookCaller",
+    "HookImpl",
+    "HookResults",
+    "HookSpec",
+    "HookSpecError",
+    "Hooks",
     "Host",
     "HostConfig",
     "HostInfo",
@@ -96,6 +129,7 @@ __all__ = [
     "PlanError",
     "PlannedPlugin",
     "PluginApi",
+    "PluginConfig",
     "PluginContext",
     "PluginError",
     "PluginInfo",
@@ -108,7 +142,12 @@ __all__ = [
     "Registry",
     "RegistryError",
     "Rejected",
+    "ResolutionError",
     "SearchPath",
+    "Secret",
+    "SourceError",
+    "Store",
+    "StoreError",
     "Version",
     "VersionError",
     "__version__",

@@ -45,13 +45,16 @@ def error(settings: Settings, exc: BaseException) -> None:
     else:
         sys.stderr.write(f"error: {message}\n")
     detail = getattr(exc, "detail", None)
-    if settings.verbose >= 1 and detail:
-        sys.stderr.write(str(detail).rstrip() + "\n")
     if settings.verbose >= 3:
+        # The whole chain: plugbay's own frames and, as the cause, the plugin's.
         import traceback
 
         sys.stderr.write("".join(traceback.format_exception(exc)))
-    elif not settings.json and settings.verbose == 0 and detail:
+        if detail and exc.__cause__ is None:
+            sys.stderr.write(str(detail).rstrip() + "\n")
+    elif settings.verbose >= 1 and detail:
+        sys.stderr.write(str(detail).rstrip() + "\n")
+    elif not settings.json and detail:
         sys.stderr.write("(run with -v for details)\n")
 
 

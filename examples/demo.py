@@ -6,7 +6,6 @@ end; nothing in your own home is read or written.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,13 +34,10 @@ def run(*args: str, home: Path, check: bool = True) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="plugbay-demo-") as tmp:
         home = Path(tmp) / "home"
-        plugins = home / "plugins"
         step(f"A throwaway home for the app 'demo': {home}")
-        shutil.copytree(
-            ROOT / "examples" / "plugins" / "hello",
-            plugins / "hello",
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
+        dist = Path(tmp) / "dist"
+        run("build", str(ROOT / "examples" / "plugins" / "hello"), "-o", str(dist), home=home)
+        run("install", str(dist / "acme-hello-0.1.0.tar.gz"), home=home)
         (home / "config.toml").write_text(
             textwrap.dedent(
                 """\
@@ -50,7 +46,7 @@ def main() -> None:
                 """
             )
         )
-        print("placed examples/plugins/hello in plugins/, and configured its greeting")
+        print("configured its greeting in config.toml")
 
         step("Discover: manifests only, no plugin code imported")
         run("list", home=home)
@@ -77,6 +73,9 @@ def main() -> None:
         )
         print(textwrap.indent(code, "    "))
         subprocess.run([sys.executable, "-c", code.replace("HOME", repr(str(home)))], check=True)
+
+        step("Verify: every installed file against FILES.json and the receipt")
+        run("verify", "-v", home=home)
 
         step("Doctor: problems that would stop a plugin from loading")
         run("doctor", home=home)

@@ -7,9 +7,11 @@ own files. Building sorts entries, fixes mtimes, owners and modes, and writes a 
 header with no name or time, so the same source gives the same bytes.
 
 Reading checks everything before a byte is written to the destination: entry names
-(absolute, ``..``, duplicates, case collisions), entry types (no links leaving the bundle,
-no devices), size and count limits, and that every file is listed in FILES.json with the
-right size and hash, and FILES.json has the hash MANIFEST.json names.
+(absolute, ``..``, duplicates, case collisions, a name both a file and a folder), entry
+types (regular files and folders only: no links, even inside, no devices), size and count
+limits (on the unpacked stream too, so tar metadata cannot be a decompression bomb), the
+gzip stream to its end, and that every file is listed in FILES.json with the right size
+and hash, and FILES.json has the hash MANIFEST.json names.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import posixpath
 import stat
 import tarfile
+import unicodedata
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -118,25 +121,40 @@ def _normal_mode(mode: int) -> int:
 
 
 def collect_files(folder: Path, exclude: Sequence[str] = ()) -> list[tuple[str, Path]]:
-    """The files a build of ``folder`` takes: ``(bundle path, source path)``, sorted.
+    """The files a build of ``folder`` takes: ``(bundle path, source path)``, sorted by path.
 
     Leaves out VCS folders, caches, virtual environments and the ``exclude`` globs
-    (matched against the bundle path and against the file name). Symbolic links are
-    followed only when they stay inside ``folder``.
+    (matched against the bundle path and against the file name). Symbolic links (to files
+    or folders) are followed only when they stay inside ``folder``; one leading outside,
+    to nothing, or back into a folder that holds it raises BundleError.
     """
     root = folder.resolve()
     out: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    # Real path of every folder walked, by its path as walked: spots symlink loops.
+    real_dirs: dict[str, str] = {str(root): str(root)}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if d not in IGNORED_DIRS
-            and not d.endswith(".egg-info")
-            and not _excluded(posixpath.join(rel_dir, d), d, exclude)
-        )
-        for name in sorted(filenames):
+        kept = []
+        for d in sorted(dirnames):
+            rel = posixpath.join(rel_dir, d)
+            if d in IGNORED_DIRS or d.endswith(".egg-info") or _excluded(rel, d, exclude):
+                continue
+            path = Path(dirpath, d)
+            real = os.path.realpath(path)
+            if path.is_symlink():
+                _check_link(folder, rel, Path(real), root)
+                ancestors = {real_dirs.get(str(a)) for a in (Path(dirpath), *Path(dirpath).parents)}
+                if real in ancestors:
+                    raise BundleError(
+                        str(folder),
+                        f"{rel!r} is a symbolic link back into a folder that holds it (a loop); "
+                        "remove it, or add it to the manifest's exclude list",
+                    )
+            real_dirs[str(path)] = real
+            kept.append(d)
+        dirnames[:] = kept
+        for name in filenames:
             rel = posixpath.join(rel_dir, name) if rel_dir else name
             if rel in _META or any(fnmatch.fnmatch(name, g) for g in IGNORED_FILES):
                 continue
@@ -145,16 +163,31 @@ def collect_files(folder: Path, exclude: Sequence[str] = ()) -> list[tuple[str, 
             path = Path(dirpath, name)
             if path.is_symlink():
                 target = path.resolve()
-                if root not in target.parents or not target.is_file():
-                    raise BundleError(
-                        str(path),
-                        "is a symbolic link leading outside the plugin folder; "
-                        "copy the file in, or add it to the manifest's exclude list",
-                    )
+                _check_link(folder, rel, target, root)
+                if not target.is_file():
+                    continue  # a link to a socket or fifo: never part of a plugin
             elif not path.is_file():
                 continue  # sockets, fifos: never part of a plugin
             out.append((rel, path))
+    out.sort()
     return out
+
+
+def _check_link(folder: Path, rel: str, target: Path, root: Path) -> None:
+    # The folder is the error's subject and the link is named in the problem, so callers
+    # that re-word the problem ("cannot be built: ...") still say which link it is.
+    if not target.exists():
+        raise BundleError(
+            str(folder),
+            f"{rel!r} is a broken symbolic link; "
+            "remove it, or add it to the manifest's exclude list",
+        )
+    if root != target and root not in target.parents:
+        raise BundleError(
+            str(folder),
+            f"{rel!r} is a symbolic link leading outside the plugin folder (to {target}); "
+            "copy the file in, or add it to the manifest's exclude list",
+        )
 
 
 def _excluded(rel: str, name: str, patterns: Sequence[str]) -> bool:
@@ -182,9 +215,14 @@ def bundle_metadata(folder: Path) -> tuple[Manifest, bytes, bytes, list[tuple[st
     if manifest_path is None:
         raise BundleError(str(folder), f"has no manifest ({', '.join(MANIFEST_NAMES)})")
     manifest = load_manifest(manifest_path)
+    files = collect_files(folder, manifest.exclude)
+    if manifest_path.name not in dict(files):
+        # An exclude glob such as "*.toml" must not leave out the manifest itself.
+        files = sorted([*files, (manifest_path.name, manifest_path)])
+    _check_names([rel for rel, _ in files], str(folder))
     entries: list[FileEntry] = []
     blobs: list[tuple[str, bytes, int]] = []
-    for rel, path in collect_files(folder, manifest.exclude):
+    for rel, path in files:
         data = path.read_bytes()
         mode = _normal_mode(path.stat().st_mode)
         entries.append(FileEntry(rel, len(data), mode, _sha256(data)))
@@ -202,6 +240,32 @@ def bundle_metadata(folder: Path) -> tuple[Manifest, bytes, bytes, list[tuple[st
         )
     )
     return manifest, manifest_json, files_json, blobs
+
+
+def _check_names(names: Sequence[str], where: str) -> None:
+    """Refuse, at build time, names that reading would refuse (so the error names the file)."""
+    folded: dict[str, str] = {}
+    for rel in names:
+        if "\\" in rel:
+            raise BundleError(
+                where, f"holds {rel!r}, whose name has a backslash; rename it (bundles use /)"
+            )
+        other = folded.setdefault(_fold(rel), rel)
+        if other != rel:
+            raise BundleError(
+                where,
+                f"holds {other!r} and {rel!r}, which differ only in case; rename one "
+                "(a bundle must unpack on case-insensitive file systems)",
+            )
+    for rel in names:
+        for parent in _parents(rel):
+            clash = folded.get(_fold(parent))
+            if clash is not None:
+                raise BundleError(
+                    where,
+                    f"holds the file {clash!r} and the folder {parent!r}, which differ only "
+                    "in case; rename one (a bundle must unpack on case-insensitive file systems)",
+                )
 
 
 def _write_tar(target: Path, members: list[tuple[str, bytes, int]]) -> None:
@@ -280,20 +344,27 @@ def read_bundle(path: Path, limits: Limits | None = None) -> ReadBundle:
     """Read and check a bundle file; raises BundleError saying what is wrong."""
     limits = limits or Limits()
     try:
-        size = path.stat().st_size
+        with open(path, "rb") as f:
+            _check_compressed_size(os.fstat(f.fileno()).st_size, str(path), limits)
+            # One byte over the limit is enough to know a file that grew is over it.
+            data = f.read(limits.max_compressed_bytes + 1)
     except OSError as exc:
         raise BundleError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+    return read_bundle_bytes(data, str(path), limits)
+
+
+def _check_compressed_size(size: int, where: str, limits: Limits) -> None:
     if size > limits.max_compressed_bytes:
         raise BundleError(
-            str(path), f"is {size:,} bytes, over the limit of {limits.max_compressed_bytes:,}"
+            where,
+            f"is {size:,} bytes, over the limit of {limits.max_compressed_bytes:,} (compressed)",
         )
-    data = path.read_bytes()
-    return read_bundle_bytes(data, str(path), limits)
 
 
 def read_bundle_bytes(data: bytes, where: str, limits: Limits | None = None) -> ReadBundle:
     """:func:`read_bundle` for bytes already in memory (a download)."""
     limits = limits or Limits()
+    _check_compressed_size(len(data), where, limits)
     contents = _read_members(data, where, limits)
     if MANIFEST_JSON not in contents or FILES_JSON not in contents:
         raise BundleError(
@@ -334,7 +405,8 @@ def read_bundle_bytes(data: bytes, where: str, limits: Limits | None = None) -> 
             f"{MANIFEST_JSON} says {mfile.id} {mfile.version} but the manifest says "
             f"{manifest.id} {manifest.version}",
         )
-    if msgspec.to_builtins(manifest) != mfile.manifest:
+    # Compared as JSON sees it: to_builtins keeps tuples, which JSON reads back as lists.
+    if msgspec.json.decode(msgspec.json.encode(manifest)) != mfile.manifest:
         raise BundleError(where, f"{MANIFEST_JSON} and {mfile.manifest_file} disagree")
     return ReadBundle(
         where,
@@ -348,60 +420,134 @@ def read_bundle_bytes(data: bytes, where: str, limits: Limits | None = None) -> 
     )
 
 
+# Tar headers, PAX records and padding around each entry: what a stream may hold beyond
+# the entries' own bytes before it is refused as a decompression bomb.
+_ENTRY_OVERHEAD = 8192
+
+
 def _read_members(data: bytes, where: str, limits: Limits) -> dict[str, bytes]:
     contents: dict[str, bytes] = {}
     folded: dict[str, str] = {}
     dirs: set[str] = set()
     total = 0
     count = 0
+    cap = limits.max_total_bytes + (limits.max_files + 2) * _ENTRY_OVERHEAD
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            for member in _members(tar):
-                count += 1
-                if count > limits.max_files:
-                    raise BundleError(where, f"has more than {limits.max_files:,} entries")
-                name = _safe_name(member.name, where)
-                if member.isdir():
-                    dirs.add(name)
-                    continue
-                if not member.isfile():
-                    what = (
-                        "a link" if member.issym() or member.islnk() else "a device or special file"
-                    )
-                    raise BundleError(
-                        where, f"entry {member.name!r} is {what}; bundles hold regular files only"
-                    )
-                if member.size > limits.max_file_bytes:
-                    raise BundleError(
-                        where,
-                        f"entry {name!r} is {member.size:,} bytes, "
-                        f"over the limit of {limits.max_file_bytes:,}",
-                    )
-                total += member.size
-                if total > limits.max_total_bytes:
-                    raise BundleError(
-                        where, f"unpacks to more than {limits.max_total_bytes:,} bytes"
-                    )
-                key = name.casefold()
-                if name in contents or key in folded:
-                    other = folded.get(key, name)
-                    raise BundleError(
-                        where,
-                        f"has entry {name!r} twice (or differing only in case from {other!r})",
-                    )
-                folded[key] = name
-                extracted = tar.extractfile(member)
-                assert extracted is not None
-                blob = _read_exactly(extracted, member.size, where, name)
-                contents[name] = blob
+        with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as gz:
+            stream = _Capped(gz, cap, where, limits.max_total_bytes)
+            # Stream mode: tarfile reads forward only, through the cap, and never seeks.
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in _members(tar):
+                    count += 1
+                    if count > limits.max_files:
+                        raise BundleError(where, f"has more than {limits.max_files:,} entries")
+                    name = _safe_name(member.name, where)
+                    if member.isdir():
+                        dirs.add(name)
+                        continue
+                    _check_type(member, where)
+                    if member.size > limits.max_file_bytes:
+                        raise BundleError(
+                            where,
+                            f"entry {name!r} is {member.size:,} bytes, "
+                            f"over the limit of {limits.max_file_bytes:,}",
+                        )
+                    total += member.size
+                    if total > limits.max_total_bytes:
+                        raise BundleError(
+                            where, f"unpacks to more than {limits.max_total_bytes:,} bytes"
+                        )
+                    _check_unique(name, contents, folded, where)
+                    extracted = tar.extractfile(member)
+                    assert extracted is not None
+                    contents[name] = _read_exactly(extracted, member.size, where, name)
+            # Read to the end of the gzip stream: its length and CRC catch a truncated or
+            # altered file whose tar part happens to end cleanly.
+            stream.drain()
     except BundleError:
         raise
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise BundleError(where, f"is not a valid .tar.gz (truncated or corrupt): {exc}") from None
-    for d in dirs:
-        if d in contents:
-            raise BundleError(where, f"has {d!r} both as a folder and as a file")
+    _check_folders(contents, dirs, where)
     return contents
+
+
+class _Capped:
+    """A forward-only reader that refuses to give more than ``cap`` bytes."""
+
+    def __init__(self, inner: gzip.GzipFile, cap: int, where: str, limit: int) -> None:
+        self._inner = inner
+        self._cap = cap
+        self._where = where
+        self._limit = limit
+        self._count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._cap + 1 - self._count if size < 0 else min(size, self._cap + 1 - self._count)
+        chunk = self._inner.read(max(want, 0))
+        self._count += len(chunk)
+        if self._count > self._cap:
+            raise BundleError(self._where, f"unpacks to more than {self._limit:,} bytes")
+        return chunk
+
+    def tell(self) -> int:
+        return self._count
+
+    def seek(self, pos: int, /) -> int:
+        raise io.UnsupportedOperation("a bundle is read forward only")
+
+    def write(self, b: bytes, /) -> int:
+        raise io.UnsupportedOperation("a bundle is read, never written, through this reader")
+
+    def close(self) -> None:
+        """The gzip stream underneath is closed by its owner."""
+
+    def drain(self) -> None:
+        while self.read(1 << 16):
+            pass
+
+
+def _check_type(member: tarfile.TarInfo, where: str) -> None:
+    if member.isreg() and not member.issparse():
+        return
+    if member.issym() or member.islnk():
+        kind = "a symbolic link" if member.issym() else "a hard link"
+        what = f"{kind} (to {member.linkname!r})"
+    elif member.isdev():
+        what = "a device or fifo"
+    else:
+        what = "a special file"
+    raise BundleError(
+        where, f"entry {member.name!r} is {what}; bundles hold regular files and folders only"
+    )
+
+
+def _fold(name: str) -> str:
+    """The form two names share if a case-insensitive (or normalising) file system merges them."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+def _check_unique(
+    name: str, contents: dict[str, bytes], folded: dict[str, str], where: str
+) -> None:
+    if name in contents:
+        raise BundleError(where, f"has entry {name!r} twice")
+    other = folded.setdefault(_fold(name), name)
+    if other != name:
+        raise BundleError(
+            where,
+            f"has entries {other!r} and {name!r}, which differ only in case and would "
+            "overwrite each other on a case-insensitive file system",
+        )
+
+
+def _check_folders(contents: dict[str, bytes], dirs: set[str], where: str) -> None:
+    """No name may be a file and also a folder (given, or implied by a file below it)."""
+    files = {_fold(name): name for name in contents}
+    for name in sorted({*dirs, *(p for n in contents for p in _parents(n))}):
+        clash = files.get(_fold(name))
+        if clash is not None:
+            raise BundleError(where, f"has {clash!r} both as a file and as a folder")
 
 
 def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:

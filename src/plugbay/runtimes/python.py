@@ -11,6 +11,14 @@ hide that module. ``importlib.import_module`` is not redirected: plugins should 
 ``import`` statements or relative names. Unloading removes every module under the
 plugin's namespace from ``sys.modules``.
 
+A plugin the store installed with Python dependencies has a private ``pip --target``
+folder, ``<home>/pydeps/<id>/<version>/`` beside ``<home>/plugins/<ns>/<name>/<version>/``.
+Its namespace then searches the plugin folder and that folder, in this order, and the
+plugin's ``__import__`` also owns the top-level names found there: the plugin's
+``import requests`` gets its own copy, under its namespace, and so do the absolute
+imports inside those dependencies (their modules run with the plugin's ``__import__``
+too). The host and other plugins keep seeing their own copies.
+
 Built-in plugins (entry points, or registered in code) are ordinary installed packages
 and are imported normally.
 """
@@ -42,11 +50,11 @@ _RUNTIME_NUMBERS = itertools.count(1)
 
 
 class _Mount:
-    """What one loaded plugin owns: its namespace, folder and top-level names."""
+    """What one loaded plugin owns: its namespace, folders and top-level names."""
 
-    def __init__(self, prefix: str, folder: str, builtins_: dict[str, Any]) -> None:
+    def __init__(self, prefix: str, folders: list[str], builtins_: dict[str, Any]) -> None:
         self.prefix = prefix
-        self.folder = folder
+        self.folders = folders  # the plugin folder, then its private dependencies, if any
         self.builtins = builtins_
 
 
@@ -70,7 +78,7 @@ class _PluginLoader(importlib.abc.Loader):
 
 
 class _Finder(importlib.abc.MetaPathFinder):
-    """Finds modules under this runtime's prefix, in the owning plugin's folder only."""
+    """Finds modules under this runtime's prefix, in the owning plugin's folders only."""
 
     def __init__(self, root: str) -> None:
         self.root = root
@@ -91,7 +99,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         mount = self.mounts.get(".".join(parts[:2]))
         if mount is None:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path or [mount.folder])
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path or mount.folders)
         if spec is None or spec.loader is None:
             return spec
         spec.loader = _PluginLoader(spec.loader, mount)
@@ -174,13 +182,16 @@ class PythonRuntime:
             if prefix is not None:  # its package was removed from sys.modules by someone else
                 self._finder.mounts.pop(prefix, None)
             prefix = self._free_prefix(record)
-            folder = record.path
+            folders = [record.path]
+            deps = _pydeps_folder(record)
+            if deps is not None:
+                folders.append(deps)
             package = types.ModuleType(prefix)
-            package.__path__ = [folder]
+            package.__path__ = list(folders)
             package.__package__ = prefix
             package.__file__ = None
-            owned = _top_level_names(folder)
-            mount = _Mount(prefix, folder, _plugin_builtins(prefix, owned))
+            owned = frozenset().union(*(_top_level_names(f) for f in folders))
+            mount = _Mount(prefix, folders, _plugin_builtins(prefix, owned))
             self._finder.mounts[prefix] = mount
             self._keys[record.key] = prefix
             sys.modules[prefix] = package
@@ -206,8 +217,34 @@ class PythonRuntime:
             importlib.invalidate_caches()
 
 
+def _pydeps_folder(record: PluginRecord) -> str | None:
+    """The private dependencies folder of a version the store installed, if it has one.
+
+    Mirrors :func:`plugbay.store.pydeps.pydeps_dir`: a version installed in
+    ``<home>/plugins/<ns>/<name>/<version>`` has them in ``<home>/pydeps/<id>/<version>``.
+    Hand-placed plugins, and plugins on other search paths, have none.
+    """
+    namespace, _, name = record.id.rpartition(".")
+    version_dir = os.path.abspath(record.path)
+    name_dir = os.path.dirname(version_dir)
+    ns_dir = os.path.dirname(name_dir)
+    plugins_dir = os.path.dirname(ns_dir)
+    if (
+        os.path.basename(version_dir) != record.version
+        or os.path.basename(name_dir) != name
+        or os.path.basename(ns_dir) != (namespace or "_")
+        or os.path.basename(plugins_dir) != "plugins"
+    ):
+        return None
+    folder = os.path.join(os.path.dirname(plugins_dir), "pydeps", record.id, record.version)
+    return folder if os.path.isdir(folder) else None
+
+
 def _top_level_names(folder: str) -> frozenset[str]:
-    """The plugin's own top-level modules and packages (folders holding Python files)."""
+    """Top-level modules and packages in ``folder`` (folders holding Python files).
+
+    Extension modules (``name.cpython-311-x86_64-linux-gnu.so``) count as modules.
+    """
     names = set()
     try:
         with os.scandir(folder) as it:
@@ -215,11 +252,20 @@ def _top_level_names(folder: str) -> frozenset[str]:
                 name = entry.name
                 if name.endswith(".py") and name[:-3].isidentifier():
                     names.add(name[:-3])
+                elif (stem := _extension_stem(name)) is not None:
+                    names.add(stem)
                 elif name.isidentifier() and name != "__pycache__" and _holds_code(entry.path):
                     names.add(name)
     except OSError:
         return frozenset()  # an unreadable folder: its imports fail with a clear error later
     return frozenset(names)
+
+
+def _extension_stem(name: str) -> str | None:
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if name.endswith(suffix) and name[: -len(suffix)].isidentifier():
+            return name[: -len(suffix)]
+    return None
 
 
 def _holds_code(path: str, depth: int = 2) -> bool:
@@ -229,7 +275,10 @@ def _holds_code(path: str, depth: int = 2) -> bool:
             entries = list(it)
     except OSError:  # not a folder, or unreadable
         return False
-    if any(e.name.endswith(".py") and e.is_file() for e in entries):
+    if any(
+        (e.name.endswith(".py") or _extension_stem(e.name) is not None) and e.is_file()
+        for e in entries
+    ):
         return True
     return depth > 1 and any(
         e.is_dir() and e.name.isidentifier() and _holds_code(e.path, depth - 1) for e in entries

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,28 +19,35 @@ import msgspec
 
 from ..errors import ResolutionError, SourceError, StoreError
 from ..manifest import Manifest
-from ..resolution import Conflict, Requirement, resolve
+from ..resolution import Conflict, Requirement, explain, resolve
 from ..versions import parse_version
 from .bundle import Limits, ManifestFile, build_bundle
 from .layout import InstalledVersion, Layout, Receipt
+from .pydeps import Pip, PythonDependencies, plan_python_dependencies, pydeps_dir
 from .sources import Artifact, Artifacts, Candidate, Requested, Source, parse_spec
-from .transaction import Transaction, locked
+from .transaction import Transaction, locked, recover_pending
 from .verify import VerifyReport, verify
 
-__all__ = ["Change", "Store"]
+__all__ = ["Change", "Outcome", "Store"]
 
 Action = Literal["install", "reinstall", "switch", "keep", "remove", "enable", "disable"]
 
 
 @dataclass(frozen=True)
 class Change:
-    """One thing a store operation did (or, with ``dry_run``, would do)."""
+    """One thing a store operation did (or, with ``dry_run``, would do).
+
+    For ``install`` and ``reinstall``, ``previous`` is the version active before and
+    ``active`` says whether the new version becomes the active one (``--no-activate``
+    installs beside it).
+    """
 
     action: Action
     id: str
     version: str | None
     previous: str | None = None
     source: str | None = None
+    active: bool = True
 
     def __str__(self) -> str:
         what = f"{self.id} {self.version}" if self.version else self.id
@@ -47,11 +55,18 @@ class Change:
             return f"switch {self.id} {self.previous} → {self.version}"
         if self.action == "keep":
             return f"keep {what} (already installed)"
-        return f"{self.action} {what}" + (
-            f" from {self.source}"
-            if self.source and self.action in ("install", "reinstall")
-            else ""
-        )
+        if self.action not in ("install", "reinstall"):
+            return f"{self.action} {what}"
+        text = f"{self.action} {what}" + (f" from {self.source}" if self.source else "")
+        if self.previous and self.previous != self.version:
+            text += (
+                f" (active instead of {self.previous})"
+                if self.active
+                else f" (beside {self.previous}, which stays active)"
+            )
+        elif not self.active:
+            text += " (not activated)"
+        return text
 
 
 @dataclass
@@ -85,11 +100,14 @@ class Store:
         limits: Limits | None = None,
         offline: bool = False,
         sources: Sequence[Source] = (),
+        find_links: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self.layout = Layout(home)
         self.limits = limits or Limits()
         self.offline = offline
         self.sources = list(sources)
+        # Folders of wheels pip installs python dependencies from (see .pydeps).
+        self.find_links = tuple(os.fspath(p) for p in find_links)
 
     # ------------------------------------------------------------ reading
 
@@ -109,6 +127,9 @@ class Store:
 
     def verify(self, ids: Sequence[str] = ()) -> list[VerifyReport]:
         """Re-hash installed files; see :mod:`.verify`."""
+        # Crash safety: finish (or discard) a change a killed plugbay left half-applied, so
+        # that verify reports the old state or the new one (see transaction.recover_pending).
+        recover_pending(self.layout)
         return verify(self.layout, list(ids))
 
     def build(self, folder: Path, out_dir: Path) -> Path:
@@ -132,8 +153,12 @@ class Store:
     ) -> Outcome:
         """Install what ``specs`` (and requirement-file entries) name, with dependencies.
 
-        Refuses, naming them, to break the dependencies of installed plugins unless
-        ``force``. With ``dry_run`` it only says what it would do.
+        Resolves over what is requested plus what is installed, preferring installed and
+        active versions. Refuses, naming them, to break the dependencies of installed
+        plugins unless ``force``. With ``activate=False`` new versions go beside the
+        active ones. With ``dry_run`` it only says what it would do and writes nothing.
+        Folders, bundles, URLs and git repositories are fetched and built before the
+        home's lock is taken; a failure there leaves the home untouched.
         """
         every = [*specs, *requirements]
         if not every:
@@ -141,65 +166,78 @@ class Store:
                 "install", "nothing to install: give plugin ids, folders, bundles, URLs or -r FILE"
             )
         parsed = [parse_spec(s) for s in every]
-        artifacts = Artifacts(self.layout.cache, self.limits, offline=self.offline)
+        artifacts = Artifacts(
+            self.layout.cache, self.limits, offline=self.offline, cache_downloads=not dry_run
+        )
         try:
-            with locked(self.layout):
-                options = _Options(dry_run, force, no_deps, activate, progress)
-                return self._install(parsed, artifacts, options)
+            roots, explicit = _read_requests(parsed, artifacts, progress)
+            options = _Options(dry_run, force, no_deps, activate, progress)
+            with self._lock_unless_dry_run(dry_run):
+                return self._install(roots, explicit, artifacts, options)
         finally:
             artifacts.close()
 
+    def _lock_unless_dry_run(self, dry_run: bool) -> AbstractContextManager[None]:
+        # A dry run must not create a home that does not exist (there is nothing to read).
+        if dry_run and not self.layout.home.exists():
+            return nullcontext()
+        return locked(self.layout)
+
     def _install(
-        self, parsed: list[Requested | Artifact], artifacts: Artifacts, options: _Options
+        self,
+        roots: list[Requirement],
+        explicit: dict[str, Candidate],
+        artifacts: Artifacts,
+        options: _Options,
     ) -> Outcome:
-        dry_run, force, no_deps = options.dry_run, options.force, options.no_deps
-        activate, progress = options.activate, options.progress
         installed = self.installed()
-        roots: list[Requirement] = []
-        explicit: dict[str, Candidate] = {}
-        for n, item in enumerate(parsed, start=1):
-            if progress:
-                progress("reading", n, len(parsed))
-            if isinstance(item, Artifact):
-                cand = artifacts.add(item)
-                explicit[cand.id] = cand
-                roots.append(Requirement(cand.id, f"={cand.version}", None, f"the request {item}"))
-            else:
-                roots.append(Requirement(item.id, item.range, None, f"the request {item}"))
-        requested_ids = {r.id for r in roots}
-        candidates = _Candidates(installed, explicit, artifacts, self.sources, force)
-        outcome = Outcome(dry_run=dry_run)
-        if no_deps:
+        requested = {r.id for r in roots}
+        candidates = _Candidates(installed, explicit, artifacts, self.sources, options.force)
+        if options.no_deps:
             chosen = _pick_roots(roots, candidates)
         else:
-            keep = (
-                []
-                if force
-                else [
-                    Requirement(pid, None, None, f"installed {pid}")
-                    for pid, versions in sorted(installed.items())
-                    if pid not in requested_ids and any(c.active for c in versions)
-                ]
-            )
+            keep = [] if options.force or not options.activate else _keep(installed, requested)
             result = resolve([*roots, *keep], candidates)
             if isinstance(result, Conflict):
-                raise ResolutionError(_conflict_message(result, installed, requested_ids))
+                raise ResolutionError(_conflict_message(result, installed, requested))
             chosen = result
-        changes = _changes(chosen, installed, explicit, force)
-        if force:
-            outcome.warnings += _broken(chosen, installed)
-        outcome.changes = changes
-        if dry_run or all(c.action == "keep" for c in changes):
+        changes = _changes(chosen, installed, options.activate)
+        changes = [c for c in changes if c.action != "keep" or c.id in _closure(requested, chosen)]
+        after, new_active = _after_install(installed, chosen, changes)
+        broken = _newly_broken(installed, after, new_active)
+        outcome = Outcome(dry_run=options.dry_run, changes=changes)
+        if options.no_deps:
+            # Asked for: the requested plugins' own missing dependencies are only warned about.
+            outcome.warnings += [text for pid, text in broken if pid in requested]
+            broken = [(pid, text) for pid, text in broken if pid not in requested]
+        if broken and not options.force:
+            raise ResolutionError(
+                "refusing to install: "
+                + "; ".join(text for _, text in broken)
+                + " (use --force to install anyway)"
+            )
+        outcome.warnings += [text for _, text in broken]
+        # Python dependencies (see .pydeps): conflicts are refused here, before any write.
+        python_deps = plan_python_dependencies(
+            self.layout,
+            chosen,
+            installed,
+            Pip(offline=self.offline, find_links=self.find_links),
+            force=options.force,
+            progress=options.progress,
+        )
+        outcome.warnings += python_deps.warnings
+        if options.dry_run or all(c.action == "keep" for c in changes):
             return outcome
-        self._commit_install(changes, chosen, activate, progress)
+        self._commit_install(changes, chosen, options.progress, python_deps)
         return outcome
 
     def _commit_install(
         self,
         changes: list[Change],
         chosen: dict[str, Candidate],
-        activate: bool,
         progress: Progress | None,
+        python_deps: PythonDependencies,
     ) -> None:
         txn = Transaction(self.layout)
         try:
@@ -207,14 +245,10 @@ class Store:
             for n, change in enumerate(work, start=1):
                 if progress:
                     progress("installing", n, len(work))
-                cand = chosen[change.id]
                 assert change.version is not None
-                active_now = self.layout.active_version(change.id)
                 if change.action in ("install", "reinstall"):
-                    self._stage_version(txn, cand, change)
-                    if activate or active_now is None:
-                        txn.write(self.layout.active_file(change.id), change.version.encode())
-                else:
+                    self._stage_version(txn, chosen[change.id], change, python_deps)
+                if change.active:
                     txn.write(self.layout.active_file(change.id), change.version.encode())
             _bump_generation(txn, self.layout)
             txn.commit()
@@ -222,7 +256,9 @@ class Store:
             txn.abort()
             raise
 
-    def _stage_version(self, txn: Transaction, cand: Candidate, change: Change) -> None:
+    def _stage_version(
+        self, txn: Transaction, cand: Candidate, change: Change, python_deps: PythonDependencies
+    ) -> None:
         assert cand.source is not None
         assert change.version is not None
         bundle = cand.source.fetch(cand)
@@ -235,6 +271,7 @@ class Store:
                 "nothing was changed (free some space and try again)"
             ) from None
         txn.move(staged, self.layout.version_dir(change.id, change.version))
+        pins = python_deps.stage(txn, self.layout, cand.id, cand.version)  # see .pydeps
         receipt = Receipt(
             cand.id,
             cand.version,
@@ -242,38 +279,43 @@ class Store:
             bundle.sha256,
             bundle.manifest_sha256,
             _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            python_dependencies=pins,
         )
         txn.write(self.layout.receipt_path(cand.id, cand.version), msgspec.json.encode(receipt))
 
     # ------------------------------------------------------------ remove, use
 
     def remove(self, refs: Sequence[str], *, force: bool = False, dry_run: bool = False) -> Outcome:
-        """Remove ``ID`` (every version) or ``ID@VERSION``; refuses to break dependents."""
+        """Remove ``ID`` (every version) or ``ID@VERSION``; refuses to break dependents.
+
+        Removing the active version makes the highest remaining one active.
+        """
         with locked(self.layout):
             installed = self.installed()
-            targets = [_parse_ref(r, installed) for r in refs]
+            doomed = _doomed(refs, installed)
             after = {pid: list(vs) for pid, vs in installed.items()}
             outcome = Outcome(dry_run=dry_run)
             new_active: dict[str, str | None] = {}
-            for pid, version in targets:
-                remaining = [c for c in after[pid] if version is not None and c.version != version]
-                after[pid] = remaining
-                active = next((c for c in installed[pid] if c.active), None)
-                if active is not None and active.version != version and remaining:
+            for pid, versions in doomed.items():
+                after[pid] = [c for c in installed[pid] if c.version not in versions]
+                outcome.changes += [
+                    Change("remove", pid, c.version)
+                    for c in installed[pid]
+                    if c.version in versions
+                ]
+                active = next((c.version for c in installed[pid] if c.active), None)
+                if active is not None and active not in versions:
                     continue  # the active version stays
-                new_active[pid] = (
+                remaining = after[pid]
+                target = (
                     max(remaining, key=lambda c: parse_version(c.version)).version
                     if remaining
                     else None
                 )
-                for c in installed[pid]:
-                    if version is None or c.version == version:
-                        outcome.changes.append(Change("remove", pid, c.version))
-            for pid, active_version in new_active.items():
-                if active_version is not None:
-                    previous = next((c.version for c in installed[pid] if c.active), None)
-                    outcome.changes.append(Change("switch", pid, active_version, previous))
-            broken = _dependents_broken(installed, after, new_active)
+                new_active[pid] = target
+                if target is not None:
+                    outcome.changes.append(Change("switch", pid, target, active))
+            broken = [text for _, text in _newly_broken(installed, after, new_active)]
             if broken and not force:
                 raise StoreError(
                     "refusing to remove: " + "; ".join(broken) + " (use --force to remove anyway)"
@@ -283,20 +325,19 @@ class Store:
                 return outcome
             txn = Transaction(self.layout)
             try:
-                for pid, version in targets:
-                    if version is None:
+                for pid, versions in doomed.items():
+                    for version in sorted(versions):
+                        txn.delete(self.layout.receipt_path(pid, version))
+                        txn.delete(pydeps_dir(self.layout, pid, version))  # see .pydeps
+                    if not after[pid]:
                         txn.delete(self.layout.plugin_dir(pid))
-                        for c in installed[pid]:
-                            txn.delete(self.layout.receipt_path(pid, c.version))
+                        txn.delete(pydeps_dir(self.layout, pid))
                         continue
-                    txn.delete(self.layout.version_dir(pid, version))
-                    txn.delete(self.layout.receipt_path(pid, version))
-                    if pid in new_active:
-                        target = new_active[pid]
-                        if target is None:
-                            txn.delete(self.layout.plugin_dir(pid))
-                        else:
-                            txn.write(self.layout.active_file(pid), target.encode())
+                    for version in sorted(versions):
+                        txn.delete(self.layout.version_dir(pid, version))
+                    target = new_active.get(pid)
+                    if target is not None:
+                        txn.write(self.layout.active_file(pid), target.encode())
                 _bump_generation(txn, self.layout)
                 txn.commit()
             except BaseException:
@@ -308,9 +349,8 @@ class Store:
         """Make an installed version the active one, after checking dependents."""
         with locked(self.layout):
             installed = self.installed()
-            versions = installed.get(plugin_id)
-            if not versions:
-                raise StoreError(f"{plugin_id} is not installed (run: plugbay list)")
+            plugin_id, _ = _parse_ref(plugin_id, installed)
+            versions = installed[plugin_id]
             target = next((c for c in versions if c.version == version), None)
             if target is None:
                 have = ", ".join(c.version for c in versions)
@@ -322,16 +362,20 @@ class Store:
             if previous == version:
                 outcome.changes.append(Change("keep", plugin_id, version))
                 return outcome
-            broken = _dependents_broken(installed, installed, {plugin_id: version})
+            broken = [text for _, text in _newly_broken(installed, installed, {plugin_id: version})]
             if broken and not force:
                 raise StoreError(
                     "refusing to switch: " + "; ".join(broken) + " (use --force to switch anyway)"
                 )
             outcome.warnings += broken
             txn = Transaction(self.layout)
-            txn.write(self.layout.active_file(plugin_id), version.encode())
-            _bump_generation(txn, self.layout)
-            txn.commit()
+            try:
+                txn.write(self.layout.active_file(plugin_id), version.encode())
+                _bump_generation(txn, self.layout)
+                txn.commit()
+            except BaseException:
+                txn.abort()
+                raise
             outcome.changes.append(Change("switch", plugin_id, version, previous))
             return outcome
 
@@ -418,43 +462,106 @@ class _Candidates(dict[str, list[Candidate]]):
         return self[plugin_id]
 
 
+def _read_requests(
+    parsed: list[Requested | Artifact], artifacts: Artifacts, progress: Progress | None
+) -> tuple[list[Requirement], dict[str, Candidate]]:
+    """Root requirements, and the candidates that folders, bundles, URLs and git gave."""
+    roots: list[Requirement] = []
+    explicit: dict[str, Candidate] = {}
+    for n, item in enumerate(parsed, start=1):
+        if progress:
+            progress("reading", n, len(parsed))
+        if isinstance(item, Requested):
+            roots.append(Requirement(item.id, item.range, None, "you asked for"))
+            continue
+        cand = artifacts.add(item)
+        other = explicit.get(cand.id)
+        if other is not None and other.version != cand.version:
+            raise SourceError(
+                str(item),
+                f"is {cand.id} {cand.version}, and {other.origin} is {cand.id} {other.version}: "
+                "install one version at a time",
+            )
+        explicit[cand.id] = cand
+        roots.append(Requirement(cand.id, f"={cand.version}", None, f"{item} is"))
+    return roots, explicit
+
+
+def _keep(installed: dict[str, list[Candidate]], requested: set[str]) -> list[Requirement]:
+    """Keep every installed, active plugin not asked for, with its needs met.
+
+    A plugin whose needs are unmet already (installed with --force or --no-deps) is left
+    out: it must not block unrelated installs, and what it lacks is not this install's doing.
+    """
+    active = _active_map(installed, {})
+    return [
+        Requirement(pid, None, None, "keeping installed")
+        for pid, cand in sorted(active.items())
+        if pid not in requested and not _unmet(pid, cand, active, installed)
+    ]
+
+
 def _pick_roots(roots: Sequence[Requirement], candidates: _Candidates) -> dict[str, Candidate]:
+    """``--no-deps``: the preferred candidate of each root, nothing else."""
     chosen: dict[str, Candidate] = {}
     for r in roots:
         match = next((c for c in candidates[r.id] if r.satisfied_by(c.version)), None)
         if match is None:
-            have = ", ".join(c.version for c in candidates[r.id]) or "none"
-            raise ResolutionError(
-                f"{r.why} needs {r.id} {r.range or ''}".rstrip()
-                + f", but the versions available are: {have}"
-            )
+            raise ResolutionError(str(explain([r], candidates)))
         chosen[r.id] = match
     return chosen
 
 
+def _closure(requested: set[str], chosen: dict[str, Candidate]) -> set[str]:
+    """The requested ids and, through the chosen versions, everything they need."""
+    seen: set[str] = set()
+    todo = list(requested)
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in chosen:
+            continue
+        seen.add(pid)
+        todo.extend(chosen[pid].manifest.dependencies)
+    return seen
+
+
 def _changes(
-    chosen: dict[str, Candidate],
-    installed: dict[str, list[Candidate]],
-    explicit: dict[str, Candidate],
-    force: bool,
+    chosen: dict[str, Candidate], installed: dict[str, list[Candidate]], activate: bool
 ) -> list[Change]:
     changes = []
     for pid in sorted(chosen):
         cand = chosen[pid]
         versions = installed.get(pid, [])
         active = next((c.version for c in versions if c.active), None)
+        # Without --no-activate the chosen version becomes active; with it, only a plugin
+        # that has no active version yet gets one.
+        becomes_active = activate or active is None
         if not cand.installed:
             reinstall = any(c.version == cand.version for c in versions)
-            changes.append(
-                Change(
-                    "reinstall" if reinstall else "install", pid, cand.version, active, cand.origin
-                )
-            )
-        elif active != cand.version:
+            becomes_active = becomes_active or active == cand.version
+            action: Action = "reinstall" if reinstall else "install"
+            changes.append(Change(action, pid, cand.version, active, cand.origin, becomes_active))
+        elif active != cand.version and becomes_active:
             changes.append(Change("switch", pid, cand.version, active))
         else:
-            changes.append(Change("keep", pid, cand.version))
+            changes.append(Change("keep", pid, cand.version, active, active=active == cand.version))
     return changes
+
+
+def _after_install(
+    installed: dict[str, list[Candidate]], chosen: dict[str, Candidate], changes: list[Change]
+) -> tuple[dict[str, list[Candidate]], dict[str, str | None]]:
+    """The installed versions and the active ones, once ``changes`` are made."""
+    after = {pid: list(vs) for pid, vs in installed.items()}
+    new_active: dict[str, str | None] = {}
+    for change in changes:
+        if change.action in ("install", "reinstall"):
+            cand = chosen[change.id]
+            versions = [c for c in after.get(change.id, []) if c.version != cand.version]
+            after[change.id] = [*versions, cand]
+        if change.action in ("install", "reinstall", "switch") and change.active:
+            new_active[change.id] = change.version
+    return after, new_active
 
 
 def _conflict_message(
@@ -473,45 +580,72 @@ def _conflict_message(
 def _active_map(
     installed: dict[str, list[Candidate]], overrides: dict[str, str | None]
 ) -> dict[str, Candidate]:
+    """The active candidate of each id, with ``overrides`` (None: no active version)."""
     out: dict[str, Candidate] = {}
     for pid, versions in installed.items():
-        target = (
-            overrides.get(pid, next((c.version for c in versions if c.active), None))
-            if pid in overrides
-            else next((c.version for c in versions if c.active), None)
-        )
+        if pid in overrides:
+            target = overrides[pid]
+        else:
+            target = next((c.version for c in versions if c.active), None)
         match = next((c for c in versions if c.version == target), None)
         if match is not None:
             out[pid] = match
     return out
 
 
-def _dependents_broken(
+def _unmet(
+    pid: str,
+    cand: Candidate,
+    active: dict[str, Candidate],
+    installed: dict[str, list[Candidate]],
+) -> list[tuple[str, str, str]]:
+    """``(pid, dependency, reason)`` for each need of ``cand`` the ``active`` versions miss."""
+    out = []
+    for dep, rng in sorted(cand.manifest.dependencies.items()):
+        target = active.get(dep)
+        if target is None:
+            gone = "which would be gone" if dep in installed else "which is not installed"
+            out.append((pid, dep, f"{pid} {cand.version} needs {dep} {rng}, {gone}"))
+        elif not Requirement(dep, rng).satisfied_by(target.version):
+            out.append(
+                (pid, dep, f"{pid} {cand.version} needs {dep} {rng}, not {dep} {target.version}")
+            )
+    return out
+
+
+def _newly_broken(
     before: dict[str, list[Candidate]],
     after: dict[str, list[Candidate]],
     new_active: dict[str, str | None],
-) -> list[str]:
-    """Reasons, one per broken dependency, if ``after`` with ``new_active`` were the state."""
+) -> list[tuple[str, str]]:
+    """``(dependent, reason)`` for each need the ``after`` state breaks that ``before`` met.
+
+    Needs that were unmet already (a plugin installed with --force or --no-deps) are not
+    this change's doing and do not count.
+    """
+    old_active = _active_map(before, {})
+    old = {
+        (pid, dep)
+        for p, c in old_active.items()
+        for pid, dep, _ in _unmet(p, c, old_active, before)
+    }
     active = _active_map(after, new_active)
-    broken = []
-    for pid, cand in sorted(active.items()):
-        for dep, rng in sorted(cand.manifest.dependencies.items()):
-            target = active.get(dep)
-            if target is None:
-                if dep in before:
-                    broken.append(f"{pid} {cand.version} needs {dep} {rng}, which would be gone")
-            elif not Requirement(dep, rng).satisfied_by(target.version):
-                broken.append(f"{pid} {cand.version} needs {dep} {rng}, not {dep} {target.version}")
-    return broken
+    return [
+        (pid, text)
+        for p, c in sorted(active.items())
+        for pid, dep, text in _unmet(p, c, active, before)
+        if (pid, dep) not in old
+    ]
 
 
-def _broken(chosen: dict[str, Candidate], installed: dict[str, list[Candidate]]) -> list[str]:
-    overrides: dict[str, str | None] = {pid: c.version for pid, c in chosen.items()}
-    merged = {pid: list(vs) for pid, vs in installed.items()}
-    for pid, c in chosen.items():
-        if not any(v.version == c.version for v in merged.get(pid, [])):
-            merged.setdefault(pid, []).append(c)
-    return _dependents_broken(installed, merged, overrides)
+def _doomed(refs: Sequence[str], installed: dict[str, list[Candidate]]) -> dict[str, set[str]]:
+    """The versions ``refs`` name, per id (``ID`` alone: every installed version)."""
+    out: dict[str, set[str]] = {}
+    for ref in refs:
+        pid, version = _parse_ref(ref, installed)
+        versions = {c.version for c in installed[pid]} if version is None else {version}
+        out.setdefault(pid, set()).update(versions)
+    return out
 
 
 def _parse_ref(ref: str, installed: dict[str, list[Candidate]]) -> tuple[str, str | None]:

@@ -17,7 +17,7 @@ from .versions import parse_version, satisfies
 if TYPE_CHECKING:
     from resolvelib import AbstractProvider
 
-__all__ = ["Conflict", "Provider", "Requirement", "Resolvable", "resolve"]
+__all__ = ["Conflict", "Provider", "Requirement", "Resolvable", "explain", "resolve"]
 
 
 class Resolvable(Protocol):
@@ -41,7 +41,9 @@ class Requirement:
     id: str
     range: str | None
     parent: Any = None
-    why: str = ""  # for roots: how the user asked ("requested", "installed")
+    #: For roots, the words before the requirement in messages ("you asked for": "you
+    #: asked for acme.tools >=1.0.0"); dependencies are named by their parent instead.
+    why: str = ""
 
     def satisfied_by(self, version: str) -> bool:
         if self.range is None or satisfies(version, self.range):
@@ -134,7 +136,7 @@ def resolve(
     try:
         result = resolver.resolve(list(roots), max_rounds=20_000)
     except ResolutionImpossible as exc:
-        return _explain([c.requirement for c in exc.causes], candidates)
+        return explain([c.requirement for c in exc.causes], candidates)
     except ResolutionTooDeep:
         return Conflict(
             ("the dependencies could not be resolved in 20,000 rounds; pin versions",), ()
@@ -142,7 +144,14 @@ def resolve(
     return dict(result.mapping)
 
 
-def _explain(reqs: list[Requirement], candidates: Mapping[str, Sequence[Resolvable]]) -> Conflict:
+def explain(
+    reqs: Sequence[Requirement], candidates: Mapping[str, Sequence[Resolvable]]
+) -> Conflict:
+    """Say, per id, who asks for which versions of it and which versions there are.
+
+    ``acme.left 1.0.0 needs acme.shared <2.0.0; acme.right 1.0.0 needs acme.shared
+    >=2.0.0 (available: 1.0.0, 2.0.0)``: every constraint named with where it comes from.
+    """
     by_dep: dict[str, list[Requirement]] = {}
     for r in reqs:
         by_dep.setdefault(r.id, []).append(r)
@@ -150,8 +159,10 @@ def _explain(reqs: list[Requirement], candidates: Mapping[str, Sequence[Resolvab
     parents: list[str] = []
     for dep, group in sorted(by_dep.items()):
         versions = sorted({parse_version(c.version) for c in candidates.get(dep, ())})
-        unique = list({_who(r): r for r in group}.values())
-        needs = "; ".join(f"{_who(r)} needs {dep} {r.range or '(any version)'}" for r in unique)
+        # "Any version" constrains nothing: it is never the reason when others are named.
+        named = [r for r in group if r.range is not None and r.range.strip() != "*"] or group
+        unique = sorted({_demand(r): r for r in named}.items())
+        needs = "; ".join(text for text, _ in unique)
         if len(unique) > 1:
             have = ", ".join(v.text for v in versions) or "none"
             lines.append(f"{needs} (available: {have})")
@@ -161,12 +172,19 @@ def _explain(reqs: list[Requirement], candidates: Mapping[str, Sequence[Resolvab
             only = ", ".join(v.text for v in versions)
             verb = "is" if len(versions) == 1 else "are"
             lines.append(f"{needs}, but only {dep} {only} {verb} installed or available")
-        for r in unique:
+        for _, r in unique:
             parents.append(r.parent.id if r.parent is not None else r.id)
     return Conflict(tuple(lines), tuple(dict.fromkeys(parents)))
 
 
-def _who(r: Requirement) -> str:
+def _demand(r: Requirement) -> str:
+    """``acme.left 1.0.0 needs acme.shared <2.0.0`` or, for a root, ``{why} acme.shared``."""
+    if r.range is None or r.range.strip() == "*":
+        wanted = r.id if r.parent is None else f"{r.id} (any version)"
+    else:
+        # "=1.2.0" is how an exact version is asked for; people write it "1.2.0".
+        shown = r.range[1:] if r.range.startswith("=") and r.range[1:2].isdigit() else r.range
+        wanted = f"{r.id} {shown}"
     if r.parent is None:
-        return r.why or "the request"
-    return f"{r.parent.id} {r.parent.version}"
+        return f"{r.why or 'the request for'} {wanted}"
+    return f"{r.parent.id} {r.parent.version} needs {wanted}"

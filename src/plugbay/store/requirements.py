@@ -17,23 +17,31 @@ name = "acme.nutanix"
 version = "^1.0"
 ```
 
-Relative ``source`` paths are relative to the requirements file.
+Relative ``source`` paths (and local git repositories) are relative to the requirements
+file. With both ``name`` and a file, folder or URL ``source``, the bundle must be that
+plugin, within ``version`` if given. As in ansible-galaxy, ``name`` may itself be the
+source (a path, URL or ``git+URL``) when there is no ``source``. Unknown keys are errors
+with a "did you mean".
 """
 
 from __future__ import annotations
 
+import re
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
-from ..errors import SourceError
+from ..errors import SourceError, VersionError
+from ..versions import parse_version
 
 __all__ = ["read_requirements"]
 
 _KEYS = ("name", "version", "source", "type")
 _TYPES = ("file", "dir", "url", "git", "index")
+_SUFFIXES = (".tar.gz", ".tgz", ".git")
+_SCP = re.compile(r"^[\w.-]+@[\w.-]+:")  # git's user@host:path
 
 
 class _Entry(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,7 +66,7 @@ def read_requirements(path: Path) -> list[str]:
             raise SourceError(where, _unknown(unknown[0], ["plugins", "collections"], "at the top"))
     if not isinstance(entries, list):
         raise SourceError(where, 'expected a list under "plugins:" (or "collections:")')
-    return [_spec(e, n, path) for n, e in enumerate(entries, start=1)]
+    return [spec for n, e in enumerate(entries, start=1) for spec in _specs(e, n, path)]
 
 
 def _decode(data: bytes, where: str) -> Any:
@@ -81,10 +89,11 @@ def _unknown(key: str, allowed: list[str], where: str) -> str:
     return f"unknown key {key!r} {where}{hint} (allowed: {', '.join(allowed)})"
 
 
-def _spec(raw: Any, n: int, path: Path) -> str:
+def _specs(raw: Any, n: int, path: Path) -> list[str]:
+    """The install specs of one entry (a source with a name also pins that name's range)."""
     where = f"{path}: entry {n}"
     if isinstance(raw, str):
-        return raw  # a bare spec, as on the command line
+        return [raw]  # a bare spec, as on the command line
     if not isinstance(raw, dict):
         raise SourceError(where, "expected a table with name, version, source or type")
     for key in raw:
@@ -94,21 +103,40 @@ def _spec(raw: Any, n: int, path: Path) -> str:
         entry = msgspec.convert(raw, _Entry)
     except msgspec.ValidationError as exc:
         raise SourceError(where, f"{exc}; type is one of {', '.join(_TYPES)}") from None
+    if entry.source is None and entry.name and _looks_like_source(entry.name):
+        # ansible-galaxy style: the name is where to get it (a URL, a path, git+…).
+        entry = _Entry(None, entry.version, entry.name, entry.type)
     kind = entry.type or _guess(entry)
     if kind in ("index", None):
         if not entry.name:
             raise SourceError(where, "needs a name (a plugin id such as acme.tools) or a source")
-        return f"{entry.name}{_range(entry.version)}"
-    assert entry.source is not None
+        return [f"{entry.name}{_range(entry.version)}"]
+    if entry.source is None:
+        raise SourceError(where, f"has type {kind!r} but no source (where to get it)")
     if kind == "git":
         url = entry.source.removeprefix("git+")
-        return f"git+{url}" + (f"@{entry.version}" if entry.version else "")
+        if "://" not in url and not _SCP.match(url):
+            url = (path.parent / Path(url).expanduser()).resolve().as_uri()  # a local repository
+        return [f"git+{url}" + (f"@{entry.version}" if entry.version else "")]
     if kind == "url":
-        return entry.source
-    source = Path(entry.source).expanduser()
-    if not source.is_absolute():
-        source = path.parent / source
-    return str(source)
+        source = entry.source
+    else:
+        local = Path(entry.source).expanduser()
+        source = str(local if local.is_absolute() else path.parent / local)
+    if entry.name:
+        # The bundle must be the plugin named, in the range given.
+        return [source, f"{entry.name}{_range(entry.version)}"]
+    if entry.version:
+        raise SourceError(
+            where,
+            f"has a version but no name: add the plugin id (name: …) so that the {kind} "
+            "can be checked against the version",
+        )
+    return [source]
+
+
+def _looks_like_source(name: str) -> bool:
+    return "/" in name or name.startswith(("git+", ".", "~")) or name.endswith(_SUFFIXES)
 
 
 def _guess(entry: _Entry) -> str | None:
@@ -123,8 +151,13 @@ def _guess(entry: _Entry) -> str | None:
 
 
 def _range(version: str | None) -> str:
-    if not version or version == "*":
+    """``1.2.0`` → ``@1.2.0``; ranges: ``>=1.0`` as it is, ``1.2.*`` → `` 1.2.*``."""
+    if not version or version.strip() == "*":
         return ""
-    if version[0].isdigit():
-        return f"@{version}"
-    return version
+    version = version.strip()
+    try:
+        parse_version(version)
+    except VersionError:
+        # "acme.x>=1.0" reads as one spec; "acme.x1.2.*" would not, so a space there.
+        return f" {version}" if version[0].isalnum() else version
+    return f"@{version}"

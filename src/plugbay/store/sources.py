@@ -21,18 +21,18 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import BundleError, SourceError, VersionError
+from ..errors import BundleError, ManifestError, SourceError, VersionError
 from ..manifest import Manifest
 from ..versions import parse_range, parse_version
-from .bundle import Limits, ReadBundle, build_bundle, read_bundle
+from .bundle import Limits, ReadBundle, build_bundle, read_bundle, read_bundle_bytes
 
 __all__ = [
     "Artifact",
+    "Artifacts",
     "Candidate",
     "Requested",
     "Source",
@@ -62,12 +62,19 @@ class Artifact:
     """A bundle asked for by where it is: folder, file, URL or git."""
 
     kind: str  # dir | file | url | git
-    location: str
+    location: str  # absolute path for dir and file; the URL (without git+ or @ref) otherwise
     ref: str | None = None
     spec: str = ""
 
     def __str__(self) -> str:
-        return self.spec or self.location
+        return self.spec or self.origin
+
+    @property
+    def origin(self) -> str:
+        """Where it came from, in a form that means the same from any folder (receipts)."""
+        if self.kind == "git":
+            return f"git+{self.location}" + (f"@{self.ref}" if self.ref else "")
+        return self.location
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +112,9 @@ def parse_spec(spec: str) -> Requested | Artifact:
     text = spec.strip()
     if text.startswith("git+"):
         url, ref = _split_ref(text[4:])
+        _check_git_url(url, spec)
+        if ref is not None and ref.startswith("-"):
+            raise SourceError(spec, f"{ref!r} is not a branch, tag or commit name")
         return Artifact("git", url, ref, spec)
     if text.startswith(("http://", "https://")):
         return Artifact("url", text, None, spec)
@@ -138,14 +148,31 @@ def parse_spec(spec: str) -> Requested | Artifact:
     )
 
 
+_GIT_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")
+
+
+def _check_git_url(url: str, spec: str) -> None:
+    """Only the transports people mean; git's ``ext::`` and friends run commands."""
+    if url.startswith(_GIT_SCHEMES) or re.match(r"^[\w.-]+@[\w.-]+:", url):
+        return
+    raise SourceError(
+        spec,
+        "is not a git URL: use git+https://…, git+ssh://…, git+git://…, git+file:///… "
+        "or git+user@host:path, with @ref to pick a branch, tag or commit",
+    )
+
+
 def _split_ref(url: str) -> tuple[str, str | None]:
     """``https://u@host/repo.git@v1`` → (``https://u@host/repo.git``, ``v1``).
 
     The ref is an ``@`` in the path part (after the host), so a user name in the host
     part (``git@host``) is not mistaken for one.
     """
-    _, _, rest = url.partition("://")
-    path = rest.split("/", 1)[1] if "/" in rest else ""
+    if "://" in url:
+        _, _, rest = url.partition("://")
+        path = rest.split("/", 1)[1] if "/" in rest else ""
+    else:  # scp-like: user@host:path
+        path = url.split(":", 1)[1] if ":" in url else url
     if "@" not in path:
         return url, None
     head, _, ref = url.rpartition("@")
@@ -156,12 +183,27 @@ def _split_ref(url: str) -> tuple[str, str | None]:
 
 
 class Artifacts:
-    """The bundles named on the command line (files, folders, URLs, git), read up front."""
+    """The bundles named on the command line (files, folders, URLs, git), read up front.
 
-    def __init__(self, cache: Path, limits: Limits, *, offline: bool = False) -> None:
+    Downloads, clones and builds happen in a temporary folder outside the home; a
+    downloaded bundle is copied into the home's download cache only once it has been
+    read and checked, and only with ``cache_downloads``.
+    """
+
+    def __init__(
+        self,
+        cache: Path,
+        limits: Limits,
+        *,
+        offline: bool = False,
+        cache_downloads: bool = True,
+        timeout: float = 30.0,
+    ) -> None:
         self._cache = cache
         self._limits = limits
         self._offline = offline
+        self._cache_downloads = cache_downloads
+        self._timeout = timeout
         self._by_id: dict[str, list[Candidate]] = {}
         self._work = Path(tempfile.mkdtemp(prefix="plugbay-build-"))
 
@@ -172,7 +214,7 @@ class Artifacts:
         """Obtain and check the artifact's bundle; it becomes a candidate."""
         bundle = self._obtain(artifact)
         candidate = Candidate(
-            bundle.id, bundle.version, bundle.manifest, str(artifact), self, bundle=bundle
+            bundle.id, bundle.version, bundle.manifest, artifact.origin, self, bundle=bundle
         )
         known = self._by_id.setdefault(bundle.id, [])
         if not any(c.version == bundle.version for c in known):
@@ -192,7 +234,7 @@ class Artifacts:
         if artifact.kind == "dir":
             return self._build(Path(artifact.location), str(artifact))
         if artifact.kind == "url":
-            return read_bundle(self._download(artifact), self._limits)
+            return self._download(artifact)
         if artifact.kind == "git":
             return self._build(self._clone(artifact), str(artifact))
         raise SourceError(str(artifact), f"unknown source type {artifact.kind!r}")
@@ -203,86 +245,131 @@ class Artifacts:
             return read_bundle(build_bundle(folder, out), self._limits)
         except BundleError as exc:
             raise SourceError(spec, f"cannot be built: {exc.problem}") from None
+        except ManifestError as exc:
+            # Name the manifest by its place in the source: a clone's path means nothing.
+            where = Path(exc.file).name + (f": {exc.field}" if exc.field else "")
+            raise SourceError(spec, f"has an invalid manifest: {where}: {exc.problem}") from None
 
-    def _download(self, artifact: Artifact) -> Path:
+    def _download(self, artifact: Artifact) -> ReadBundle:
         url = artifact.location
         name = hashlib.sha256(url.encode()).hexdigest()[:32] + ".tar.gz"
-        target = self._cache / "downloads" / name
+        cached = self._cache / "downloads" / name
         if self._offline:
-            if target.is_file():
-                return target
-            raise SourceError(
-                str(artifact), "is not in the download cache, and --offline forbids fetching it"
-            )
+            try:
+                data = cached.read_bytes()
+            except OSError:
+                raise SourceError(
+                    str(artifact), "is not in the download cache, and --offline forbids fetching it"
+                ) from None
+            return read_bundle_bytes(data, str(artifact), self._limits)
+        data = self._get(url, str(artifact))
+        bundle = read_bundle_bytes(data, str(artifact), self._limits)
+        if self._cache_downloads:
+            self._store_download(cached, data)
+        return bundle
+
+    def _get(self, url: str, spec: str) -> bytes:
+        """The body of a 200 answer to GET ``url``, within the size limit."""
         import httpx
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
+        limit = self._limits.max_compressed_bytes
         try:
-            with httpx.stream("GET", url, follow_redirects=True, timeout=30.0) as response:
+            with (
+                httpx.Client(follow_redirects=True, timeout=self._timeout) as client,
+                client.stream("GET", url) as response,
+            ):
                 if response.status_code != 200:
                     raise SourceError(
-                        str(artifact),
-                        f"the server answered {response.status_code} {response.reason_phrase}",
+                        spec,
+                        f"the server answered {response.status_code} "
+                        # The standard phrase: servers word theirs freely ("File not found").
+                        f"{httpx.codes.get_reason_phrase(response.status_code)}".rstrip(),
                     )
-                size = 0
-                with open(tmp, "wb") as f:
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > self._limits.max_compressed_bytes:
-                            raise SourceError(
-                                str(artifact),
-                                f"is larger than {self._limits.max_compressed_bytes:,} bytes",
-                            )
-                        f.write(chunk)
-        except httpx.HTTPError as exc:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise SourceError(spec, f"is larger than {limit:,} bytes")
+                return bytes(body)
+        except httpx.TimeoutException:
+            raise SourceError(
+                spec, f"cannot be downloaded: no answer within {self._timeout:g} s"
+            ) from None
+        except httpx.ConnectError as exc:
+            host = httpx.URL(url).host
+            raise SourceError(
+                spec, f"cannot be downloaded: cannot connect to {host}: {_os_reason(exc)}"
+            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise SourceError(spec, f"cannot be downloaded: {_os_reason(exc)}") from None
+
+    def _store_download(self, target: Path, data: bytes) -> None:
+        """Keep a checked download for --offline; a cache that cannot be written is skipped."""
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except OSError:
             tmp.unlink(missing_ok=True)
-            raise SourceError(str(artifact), f"cannot be downloaded: {exc}") from None
-        except SourceError:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, target)
-        return target
 
     def _clone(self, artifact: Artifact) -> Path:
+        """Clone the repository and check out the ref (default: the remote's HEAD)."""
         if self._offline and not artifact.location.startswith("file://"):
             raise SourceError(str(artifact), "--offline forbids cloning a remote repository")
         git = shutil.which("git")
         if git is None:
             raise SourceError(str(artifact), "needs git, which is not installed (install git)")
         dest = Path(tempfile.mkdtemp(dir=self._work)) / "src"
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-        result = subprocess.run(
-            [git, "clone", "--quiet", artifact.location, str(dest)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SourceError(str(artifact), f"git clone failed: {_last_line(result.stderr)}")
-        if artifact.ref is not None:
-            checkout = subprocess.run(
-                [git, "-C", str(dest), "checkout", "--quiet", artifact.ref],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=False,
+        clone = _git(git, "clone", "--quiet", "--no-checkout", "--", artifact.location, str(dest))
+        if clone.returncode != 0:
+            raise SourceError(str(artifact), f"git clone failed: {_git_reason(clone.stderr)}")
+        names = [artifact.ref, f"origin/{artifact.ref}"] if artifact.ref else ["HEAD"]
+        commit = None
+        for name in names:
+            found = _git(
+                git, "-C", str(dest), "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"
             )
-            if checkout.returncode != 0:
-                raise SourceError(
-                    str(artifact), f"has no ref {artifact.ref!r}: {_last_line(checkout.stderr)}"
-                )
+            if found.returncode == 0:
+                commit = found.stdout.strip()
+                break
+        if commit is None:
+            problem = (
+                f"has no branch, tag or commit named {artifact.ref!r}"
+                if artifact.ref
+                else "is an empty repository (no commits)"
+            )
+            raise SourceError(str(artifact), problem)
+        checkout = _git(git, "-C", str(dest), "checkout", "--quiet", "--detach", commit)
+        if checkout.returncode != 0:
+            raise SourceError(
+                str(artifact), f"git checkout {commit[:12]} failed: {_git_reason(checkout.stderr)}"
+            )
         return dest
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+def _git(git: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run git without ever waiting for a password: a missing credential is an error."""
+    env = {
+        **os.environ,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
+    }
+    return subprocess.run(
+        [git, *args], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, check=False
+    )
+
+
+def _git_reason(stderr: str) -> str:
+    """git's own reason: its first ``fatal:`` line (later lines are generic advice)."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("fatal:"):
+            return line.removeprefix("fatal:").strip()
     return lines[-1] if lines else "(no message)"
 
 
-def installed_candidates(installed: Sequence[Candidate]) -> dict[str, list[Candidate]]:
-    out: dict[str, list[Candidate]] = {}
-    for c in installed:
-        out.setdefault(c.id, []).append(c)
-    return out
+def _os_reason(exc: BaseException) -> str:
+    """``[Errno 111] Connection refused`` → ``Connection refused``."""
+    text = str(exc) or type(exc).__name__
+    return re.sub(r"^\[Errno -?\d+\]\s*", "", text)

@@ -325,8 +325,10 @@ _roundtrip_settings = settings(
 @given(manifest=manifests())
 def test_manifests_round_trip_through_every_format(file: str, manifest: Manifest) -> None:
     doc = msgspec.to_builtins(manifest)
-    assert "requires_auth" not in json.dumps(doc)
-    assert "python_dependencies" not in json.dumps(doc)
+    # Keys are written kebab-case (values, such as exclude globs, may be anything).
+    assert "python_dependencies" not in doc["plugin"]
+    for entries in doc.get("contributes", {}).values():
+        assert all("requires_auth" not in entry for entry in entries)
     assert parse_manifest(_encode(doc, file), file) == manifest
 
 
@@ -842,6 +844,35 @@ def test_a_contribution_declared_twice() -> None:
     err = _fail(MINIMAL + '[[contributes.tool]]\nname = "t"\n[[contributes.tool]]\nname = "t"\n')
     assert (err.field, err.value) == ("contributes.tool[1].name", "t")
     assert "declared twice in tool" in err.problem
+
+
+def test_a_hook_may_be_implemented_twice_but_a_command_may_not() -> None:
+    hook_twice = """\
+        [[contributes.hook]]
+        name = "before_task_run"
+        entry = "acme_audit.hooks:before"
+
+        [[contributes.hook]]
+        name = "before_task_run"
+        entry = "acme_audit.hooks:timing"
+        wrapper = true
+    """
+    m = parse_manifest((MINIMAL + _toml(hook_twice)).encode(), "plugin.toml")
+    plain, wrapper = m.contributes["hook"]
+    assert (plain.name, plain.entry, plain.wrapper) == (
+        "before_task_run",
+        "acme_audit.hooks:before",
+        False,
+    )
+    assert (wrapper.name, wrapper.entry, wrapper.wrapper) == (
+        "before_task_run",
+        "acme_audit.hooks:timing",
+        True,
+    )
+    command_twice = '[[contributes.command]]\nname = "sync"\n' * 2
+    err = _fail(MINIMAL + command_twice)
+    assert (err.field, err.value) == ("contributes.command[1].name", "sync")
+    assert "declared twice in command" in err.problem
 
 
 def test_an_invalid_kind() -> None:

@@ -276,6 +276,7 @@ class Host:
         generation stamp (``plugbay doctor`` uses it).
         """
         t0 = time.perf_counter()
+        _finish_interrupted_change(self.home)
         cache_path = self.home / "cache" / "discovery.msgpack" if self._use_cache else None
         self._catalog = discover(
             self.search_paths(),
@@ -1225,6 +1226,23 @@ def _config_schema(record: PluginRecord) -> dict[str, Any] | None:
     if not isinstance(loaded, dict):
         raise ConfigError(str(path), "", "must hold a JSON Schema object")
     return loaded
+
+
+def _finish_interrupted_change(home: Path) -> None:
+    """Complete (or discard) a store change a killed plugbay left in the home.
+
+    Costs one failed ``listdir`` when there is none; the store is imported only when there
+    is something to do, so start-up does not pay for it.
+    """
+    try:
+        if not os.listdir(home / "staging"):
+            return
+    except OSError:
+        return
+    from .store.layout import Layout
+    from .store.transaction import recover_pending
+
+    recover_pending(Layout(home))
 
 
 def _is_generator_function(fn: Any) -> bool:

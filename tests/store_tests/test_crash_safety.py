@@ -181,23 +181,26 @@ def read_state(home: Path, where: str) -> State:
 
 
 def check_consistent(home: Path, where: str) -> State:
-    """``verify`` and ``list`` right after a kill: a whole state, and both agree on it."""
-    verified = plugbay(home, "verify", "--json")
-    assert verified.returncode == 0, f"{where}: verify: {verified.stdout}{verified.stderr}"
-    report = json.loads(verified.stdout)
-    assert report["ok"], where
-    assert not pending(home), f"{where}: verify left {pending(home)} in staging"
-    state = read_state(home, where)
-    assert {(p["id"], p["version"]) for p in report["plugins"]} == {
-        (pid, v) for pid, (_, versions) in state.items() for v in versions
-    }, where
+    """``list`` and then ``verify`` right after a kill: a whole state, and both agree on it.
+
+    ``list`` runs first, so it alone has to finish or discard the interrupted change.
+    """
     listed = plugbay(home, "list", "--json")
     assert listed.returncode == 0, f"{where}: list: {listed.stderr}"
+    assert not pending(home), f"{where}: list left {pending(home)} in staging"
+    state = read_state(home, where)
     plugins = json.loads(listed.stdout)["plugins"]
     assert {
         p["id"]: (p["version"], frozenset([p["version"], *p["other_versions"]])) for p in plugins
     } == state, where
     assert all(p["state"] == "enabled" for p in plugins), f"{where}: {plugins}"
+    verified = plugbay(home, "verify", "--json")
+    assert verified.returncode == 0, f"{where}: verify: {verified.stdout}{verified.stderr}"
+    report = json.loads(verified.stdout)
+    assert report["ok"], where
+    assert {(p["id"], p["version"]) for p in report["plugins"]} == {
+        (pid, v) for pid, (_, versions) in state.items() for v in versions
+    }, where
     return state
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -68,6 +69,16 @@ def write_plugin(
     if layout == "installed" and active:
         (folder.parent / "active").write_text(version)
     return folder
+
+
+def modules_under(folder: Path) -> list[str]:
+    """Names in ``sys.modules`` whose file lies in ``folder`` (a plugin's imported code)."""
+    out = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).is_relative_to(folder):
+            out.append(name)
+    return out
 
 
 @pytest.fixture

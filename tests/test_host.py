@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from conftest import write_plugin
+from conftest import modules_under, write_plugin
 from plugbay import (
     ContributionNotFound,
     Host,
@@ -73,15 +72,6 @@ def _healthy(root: Path, plugin_id: str = "ok.fine", tool: str = "fine") -> None
         contributes={"tool": [{"name": tool, "entry": "tools:thing"}]},
         code={"tools.py": "thing = 'fine'\n"},
     )
-
-
-def _modules_under(folder: Path) -> list[str]:
-    out = []
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file and Path(file).is_relative_to(folder):
-            out.append(name)
-    return out
 
 
 @pytest.fixture
@@ -149,7 +139,7 @@ def test_lazy_plugin_loads_on_first_get(make_host: Any, plugins_dir: Path) -> No
     host.start()
     assert host.state("a.lazy") is PluginState.RESOLVED
     assert log == []
-    assert not _modules_under(folder)
+    assert not modules_under(folder)
 
     assert host.get("tool", "lazy_thing") == "a.lazy"
     assert log == [("init", "a.lazy"), ("start", "a.lazy")]
@@ -703,7 +693,7 @@ def test_a_step_that_raises_fails_only_its_plugin(
     assert status.detail is not None
     assert f'File "{folder / "life.py"}", line 3, in {step}' in status.detail
     assert "RuntimeError: boom in" in status.detail
-    assert not _modules_under(folder), "a failed plugin's modules are unloaded"
+    assert not modules_under(folder), "a failed plugin's modules are unloaded"
     _assert_host_still_works(host)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import write_plugin
+from conftest import modules_under, write_plugin
 from plugbay import ContributionNotFound, Handle, LoadError, Registry, RegistryError
 
 # Every module of these plugins writes one line to a log file when its code runs, so that
@@ -45,15 +44,6 @@ def _imports(log: Path) -> Counter[str]:
     return Counter(log.read_text().splitlines()) if log.exists() else Counter()
 
 
-def _modules_under(folder: Path) -> list[str]:
-    out = []
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file and Path(file).is_relative_to(folder):
-            out.append(name)
-    return out
-
-
 def _value_plugin(root: Path, plugin_id: str, name: str = "greet") -> Path:
     return write_plugin(
         root,
@@ -80,7 +70,7 @@ def test_handles_are_lazy_until_get(make_host: Any, plugins_dir: Path, tmp_path:
     assert host.registry.names("tool") == ["alpha", "beta"]
     assert "tool" in host.registry.kinds()
     assert _imports(log) == Counter()
-    assert not _modules_under(folder)
+    assert not modules_under(folder)
 
     alpha = host.registry.handle("tool", "alpha").get()
     assert type(alpha).__name__ == "Alpha"
@@ -99,8 +89,8 @@ def test_get_imports_only_the_providing_plugin(make_host: Any, plugins_dir: Path
 
     assert host.get("tool", "one") == "a.one"
 
-    assert _modules_under(one)
-    assert not _modules_under(two)
+    assert modules_under(one)
+    assert not modules_under(two)
 
 
 def test_qualified_names(make_host: Any, plugins_dir: Path) -> None:
@@ -180,8 +170,8 @@ def test_conflicts_are_reported_before_start_without_importing(
     codes = [p.code for p in host.problems()]
 
     assert codes.count("contribution.conflict") == 1
-    assert not _modules_under(one)
-    assert not _modules_under(two)
+    assert not modules_under(one)
+    assert not modules_under(two)
 
 
 def test_next_provider_takes_over_when_the_winner_fails(make_host: Any, plugins_dir: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import write_plugin
+from conftest import modules_under, write_plugin
 from plugbay import LoadError, PluginRecord, load_manifest
 from plugbay.runtimes.python import PythonRuntime
 
@@ -39,16 +39,6 @@ def _plugin(root: Path, plugin_id: str, code: Mapping[str, str], version: str = 
     return write_plugin(root, plugin_id, version, code=code)
 
 
-def _modules_under(folder: Path) -> list[str]:
-    """Names in sys.modules whose file lies in ``folder``."""
-    out = []
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file and Path(file).is_relative_to(folder):
-            out.append(name)
-    return out
-
-
 @pytest.fixture
 def runtime() -> Iterator[PythonRuntime]:
     rt = PythonRuntime()
@@ -72,8 +62,8 @@ def test_two_plugins_with_the_same_top_level_package_do_not_collide(
     assert runtime.import_entry(one, "common.util:VALUE") == "one"
     assert runtime.import_entry(two, "common.util:VALUE") == "two"
     assert sys.modules.get("common") is before
-    assert _modules_under(Path(one.path))
-    assert set(_modules_under(Path(one.path))).isdisjoint(_modules_under(Path(two.path)))
+    assert modules_under(Path(one.path))
+    assert set(modules_under(Path(one.path))).isdisjoint(modules_under(Path(two.path)))
 
 
 def test_two_versions_of_one_plugin_in_two_runtimes_do_not_collide(tmp_path: Path) -> None:
@@ -223,13 +213,13 @@ def test_import_entry_imports_only_that_plugins_modules(
     runtime.import_entry(one, "mod:value")
     new = set(sys.modules) - before
 
-    assert set(_modules_under(Path(one.path))) <= new
-    assert {n.rsplit(".", 1)[-1] for n in _modules_under(Path(one.path))} == {
+    assert set(modules_under(Path(one.path))) <= new
+    assert {n.rsplit(".", 1)[-1] for n in modules_under(Path(one.path))} == {
         "mod",
         "common",
         "util",
     }
-    assert not _modules_under(Path(two.path))
+    assert not modules_under(Path(two.path))
     assert runtime.modules(two) == []
 
 
@@ -249,9 +239,9 @@ def test_unload_removes_every_module_of_the_plugin(
     runtime.unload(one)
 
     assert not any(n in sys.modules for n in names)
-    assert not _modules_under(Path(one.path))
+    assert not modules_under(Path(one.path))
     assert runtime.modules(one) == []
-    assert _modules_under(Path(two.path)), "the other plugin stays loaded"
+    assert modules_under(Path(two.path)), "the other plugin stays loaded"
     again = runtime.import_entry(one, "mod")
     assert again is not first, "after unload the plugin's code runs afresh"
     assert again.value() == "one"
@@ -265,7 +255,7 @@ def test_close_removes_every_plugin_and_the_import_hook(plugins_dir: Path) -> No
 
     runtime.close()
 
-    assert not _modules_under(Path(record.path))
+    assert not modules_under(Path(record.path))
     assert sys.meta_path == meta_before
 
 
@@ -276,11 +266,11 @@ def test_host_stop_unloads_plugin_modules(make_host: Any, plugins_dir: Path) -> 
     )
     host = make_host(plugins_dir)
     assert host.get("tool", "value")() == "one"
-    assert _modules_under(folder)
+    assert modules_under(folder)
 
     host.stop()
 
-    assert not _modules_under(folder)
+    assert not modules_under(folder)
     assert not [n for n in sys.modules if n.endswith(".common.util") and "a_one" in n]
 
 

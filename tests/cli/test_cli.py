@@ -321,3 +321,56 @@ def test_main_is_the_console_script(installed: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--app", "testapp", "--home", str(installed), "--version"])
     assert exit_info.value.code == 2
+
+
+def test_install_shows_progress_on_a_terminal_only(home: Path, tmp_path: Path) -> None:
+    import pty
+
+    source = write_plugin(tmp_path / "src", "acme.prog", code={"prog.py": "x = 1\n"})
+    bundle_dir = tmp_path / "dist"
+    built = plugbay(home, "build", str(source), "-o", str(bundle_dir))
+    assert built.returncode == 0, built.stderr
+    bundle = next(bundle_dir.glob("*.tar.gz"))
+
+    # Not a terminal: nothing but the outcome.
+    plain = plugbay(home, "install", "--dry-run", str(bundle))
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stderr == ""
+
+    # A terminal on stderr: a progress bar is drawn there, and stdout is unchanged.
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "plugbay",
+                "--app",
+                "testapp",
+                "--home",
+                str(home),
+                "install",
+                "--dry-run",
+                str(bundle),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
+            check=False,
+        )
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0
+    assert proc.stdout == plain.stdout
+    assert b"reading" in drawn

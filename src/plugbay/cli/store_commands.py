@@ -31,15 +31,18 @@ def _progress(settings: Settings) -> Iterator[Callable[[str, int, int], None] | 
     if settings.json or settings.quiet or not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    # On stderr: stdout keeps only what the command reports.
+    with Progress(console=Console(stderr=True), transient=True) as bar:
         tasks: dict[str, Any] = {}
 
         def update(what: str, done: int, total: int) -> None:
+            # total 0: unknown (a download without Content-Length), shown as a pulse.
             if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done, total=total)
+                tasks[what] = bar.add_task(what, total=total or None)
+            bar.update(tasks[what], completed=done, total=total or None)
 
         yield update
 

@@ -167,7 +167,11 @@ class Store:
             )
         parsed = [parse_spec(s) for s in every]
         artifacts = Artifacts(
-            self.layout.cache, self.limits, offline=self.offline, cache_downloads=not dry_run
+            self.layout.cache,
+            self.limits,
+            offline=self.offline,
+            cache_downloads=not dry_run,
+            progress=progress,
         )
         try:
             roots, explicit = _read_requests(parsed, artifacts, progress)

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -198,7 +199,9 @@ class Artifacts:
         offline: bool = False,
         cache_downloads: bool = True,
         timeout: float = 30.0,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
+        self._progress = progress
         self._cache = cache
         self._limits = limits
         self._offline = offline
@@ -286,10 +289,13 @@ class Artifacts:
                         f"{httpx.codes.get_reason_phrase(response.status_code)}".rstrip(),
                     )
                 body = bytearray()
+                total = int(response.headers.get("content-length") or 0)
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > limit:
                         raise SourceError(spec, f"is larger than {limit:,} bytes")
+                    if self._progress is not None:
+                        self._progress(f"downloading {spec}", len(body), total)
                 return bytes(body)
         except httpx.TimeoutException:
             raise SourceError(

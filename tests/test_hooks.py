@@ -7,6 +7,7 @@ import gc
 import logging
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -1458,3 +1459,419 @@ def test_load_error_of_a_hook_plugin_is_a_load_error(make_host: Any, plugins_dir
     host.hooks.declare("before_tool_execute", ("tool", "args"))
     with pytest.raises(LoadError, match="'bogus'"):
         host.load("acme.sig")
+
+
+# ---------------------------------------------------------------- one plugin, one hook, twice
+
+
+@pytest.mark.parametrize("activation", [None, "eager"])
+def test_one_plugin_may_implement_a_hook_plainly_and_as_a_wrapper(
+    make_host: Any, plugins_dir: Path, activation: str | None
+) -> None:
+    code = """\
+        def collect(log):
+            log.append("audit")
+            return "audit"
+
+        def timing(log):
+            log.append("timing>")
+            result = yield
+            log.append("<timing")
+            return [*result, "timed"]
+    """
+    _hook_plugin(
+        plugins_dir,
+        "acme.audit",
+        code,
+        {"name": "collect", "entry": "impl:collect", "priority": 1},
+        {"name": "collect", "entry": "impl:timing", "wrapper": True},
+        activation=activation,
+    )
+    _hook_plugin(
+        plugins_dir,
+        "acme.plain",
+        _collector("acme.plain"),
+        {"name": "collect", "entry": "impl:collect"},
+    )
+    host = make_host(plugins_dir)
+    host.hooks.declare("collect", ("log",))
+    host.start()
+    assert host.problems() == []
+
+    for _ in range(2):  # the first call (which loads lazy plugins) and the compiled path
+        log: list[str] = []
+        assert host.hooks.collect(log=log) == ["audit", "acme.plain", "timed"]
+        assert log == ["timing>", "audit", "acme.plain", "<timing"]
+    assert host.state("acme.audit") is PluginState.STARTED
+    impls = host.hooks.collect.implementations()
+    assert [(i.plugin_id, i.entry, i.wrapper) for i in impls] == [
+        ("acme.audit", "impl:timing", True),
+        ("acme.audit", "impl:collect", False),
+        ("acme.plain", "impl:collect", False),
+    ]
+    host.restart("acme.audit")
+    assert host.hooks.collect(log=[]) == ["audit", "acme.plain", "timed"]
+    assert len(host.hooks.implementations_of("acme.audit")) == 2  # a restart adds none
+    host.stop()
+    assert host.hooks.collect(log=[]) == []
+
+
+# ---------------------------------------------------------------- many implementations and wrappers
+
+# The generated dispatcher calls a few implementations on lines of their own and loops over
+# more of them; it writes a few wrappers out and loops over more. Both ways must behave alike.
+SIZES = [3, 20]
+
+
+def _varied(n: int, got: list[tuple[int, Any]]) -> list[Callable[..., Any]]:
+    """``n`` implementations of ``before_tool_execute(tool, args)`` taking their arguments in
+    every way there is, in turn; each notes what it got and returns ``"<kind>:<index>"``."""
+
+    class Plugin:
+        def __init__(self, i: int) -> None:
+            self.i = i
+
+        def before_tool_execute(self, args: Any) -> str:
+            got.append((self.i, args))
+            return f"method:{self.i}"
+
+    def make(i: int) -> Callable[..., Any]:
+        kind = i % 7
+
+        def only_tool(tool: str) -> str:
+            got.append((i, tool))
+            return f"only_tool:{i}"
+
+        def reversed_order(args: Any, tool: str) -> str:
+            got.append((i, (tool, args)))
+            return f"reversed:{i}"
+
+        def keyword_only(*, tool: str, args: Any) -> str:
+            got.append((i, (tool, args)))
+            return f"kwonly:{i}"
+
+        def everything(**kwargs: Any) -> str:
+            got.append((i, kwargs))
+            return f"kwargs:{i}"
+
+        def optional(tool: str, args: Any = None, verbose: bool = False) -> str:
+            got.append((i, (tool, args, verbose)))
+            return f"optional:{i}"
+
+        def nothing() -> None:
+            got.append((i, None))
+
+        return [
+            only_tool,
+            reversed_order,
+            keyword_only,
+            everything,
+            optional,
+            nothing,
+            Plugin(i).before_tool_execute,
+        ][kind]
+
+    return [make(i) for i in range(n)]
+
+
+@pytest.mark.parametrize("size", [7, 8, 9, 30])
+def test_any_number_of_implementations_get_their_arguments_their_way(size: int) -> None:
+    hooks = _hooks(HookSpec("before_tool_execute", ("tool", "args")))
+    got: list[tuple[int, Any]] = []
+    for i, fn in enumerate(_varied(size, got)):
+        _add(hooks, "before_tool_execute", f"p.{i:03d}", fn)
+    kinds = ["only_tool", "reversed", "kwonly", "kwargs", "optional", None, "method"]
+    seen = [
+        "ls",
+        ("ls", ["-l"]),
+        ("ls", ["-l"]),
+        {"tool": "ls", "args": ["-l"]},
+        ("ls", ["-l"], False),
+        None,
+        ["-l"],
+    ]
+    for _ in range(2):  # the first call and the compiled path
+        got.clear()
+        result = hooks.before_tool_execute(tool="ls", args=["-l"])
+        assert result == [f"{kinds[i % 7]}:{i}" for i in range(size) if kinds[i % 7]]
+        assert got == [(i, seen[i % 7]) for i in range(size)]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_errors_and_firstresult_whatever_the_number_of_implementations(size: int) -> None:
+    bad = size // 2
+    error = ValueError("bad value")
+
+    def build(spec: HookSpec, value: Callable[[int], Any]) -> Hooks:
+        hooks = _hooks(spec)
+        for i in range(size):
+            fn = _raiser(error) if i == bad else _appender(f"p.{i:02d}", value(i))
+            _add(hooks, "run", f"p.{i:02d}", fn)
+        return hooks
+
+    hooks = build(RUN, lambda i: i)
+    for _ in range(2):
+        log: list[str] = []
+        with pytest.raises(HookCallError) as info:
+            hooks.run(log=log)
+        assert (info.value.hook, info.value.plugin_id) == ("run", f"p.{bad:02d}")
+        assert info.value.__cause__ is error
+        assert len(log) == bad + 1  # the ones after it were not called
+
+    hooks = build(HookSpec("run", ("log",), on_error="collect"), lambda i: i)
+    for _ in range(2):
+        log = []
+        outcome = hooks.run(log=log)
+        assert outcome.results == [i for i in range(size) if i != bad]
+        assert [(e.plugin_id, e.__cause__) for e in outcome.errors] == [(f"p.{bad:02d}", error)]
+        assert len(log) == size
+
+    firsts = {bad + 1: "first", bad + 2: "second"}
+    hooks = build(HookSpec("run", ("log",), firstresult=True), firsts.get)
+    with pytest.raises(HookCallError):
+        hooks.run(log=[])
+    hooks.remove_plugin(f"p.{bad:02d}")
+    for _ in range(2):
+        log = []
+        assert hooks.run(log=log) == "first"
+        assert len(log) == bad + 1
+
+    hooks = build(HookSpec("run", ("log",), firstresult=True, on_error="collect"), firsts.get)
+    for _ in range(2):
+        log = []
+        outcome = hooks.run(log=log)
+        assert outcome.results == ["first"]
+        assert [e.plugin_id for e in outcome.errors] == [f"p.{bad:02d}"]
+        assert len(log) == bad + 2
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_coroutines_are_refused_and_closed_whatever_the_number_of_implementations(
+    no_unawaited: list[warnings.WarningMessage], size: int
+) -> None:
+    late = size // 2
+
+    async def later(log: list[str]) -> str:
+        log.append("ran")
+        return "later"
+
+    for spec in (RUN, HookSpec("run", ("log",), on_error="collect")):
+        hooks = _hooks(spec)
+        for i in range(size):
+            _add(hooks, "run", f"p.{i:02d}", later if i == late else _appender(f"p.{i:02d}", i))
+        for _ in range(2):
+            log: list[str] = []
+            if spec.on_error == "raise":
+                with pytest.raises(HookCallError, match="acall") as info:
+                    hooks.run(log=log)
+                assert info.value.plugin_id == f"p.{late:02d}"
+                assert len(log) == late
+            else:
+                outcome = hooks.run(log=log)
+                assert outcome.results == [i for i in range(size) if i != late]
+                assert [e.plugin_id for e in outcome.errors] == [f"p.{late:02d}"]
+                assert "acall" in str(outcome.errors[0])
+                assert len(log) == size - 1
+            assert "ran" not in log
+
+
+@pytest.mark.parametrize("count", [1, 4, 5, 7])
+def test_any_number_of_wrappers_nest_outermost_first(count: int) -> None:
+    hooks = _hooks(RUN)
+    trail: list[str] = []
+    for n in range(count):
+        wrap = _wrapper(f"w{n}", trail, f"w{n}")
+        _add(hooks, "run", f"w.{n}", wrap, wrapper=True, priority=count - n)
+    _add(hooks, "run", "p.plain", _appender("p.plain", "plain"))
+    for _ in range(2):
+        trail.clear()
+        assert hooks.run(log=[]) == ["plain", *(f"w{n}" for n in reversed(range(count)))]
+        inner = [f"w{m}" for m in reversed(range(count))]
+        assert trail == [
+            *(f"w{n}>" for n in range(count)),
+            *(f"<w{n} saw {['plain', *inner[: count - 1 - n]]}" for n in reversed(range(count))),
+        ]
+
+
+def _observer(name: str, seen: list[tuple[str, Any]]) -> Callable[..., Any]:
+    """A wrapper of ``run(log)`` that notes the outcome it sees, and lets it through."""
+
+    def observe(log: list[str]) -> Generator[None, Any, Any]:
+        try:
+            result = yield
+        except HookCallError as exc:
+            seen.append((name, exc.plugin_id))
+            raise
+        seen.append((name, result))
+        return result
+
+    return observe
+
+
+def _misbehaving(how: str) -> Callable[..., Any]:
+    def start(log: list[str]) -> Generator[None, Any, Any]:
+        raise RuntimeError("cannot start")
+        yield  # a generator function all the same
+
+    def broken(log: list[str]) -> Generator[None, Any, Any]:
+        yield
+        raise RuntimeError("wrapper broke")
+
+    def no_yield(log: list[str]) -> Generator[None, Any, Any]:
+        if log is not None:  # always: this generator returns before its first yield
+            return None
+        yield
+
+    def twice(log: list[str]) -> Generator[None, Any, Any]:
+        yield
+        yield
+
+    return {"start": start, "broken": broken, "no_yield": no_yield, "twice": twice}[how]
+
+
+@pytest.mark.parametrize("count", [2, 4, 6])
+@pytest.mark.parametrize(
+    ("how", "message", "plain_called"),
+    [
+        ("start", "cannot start", False),
+        ("broken", "wrapper broke", True),
+        ("no_yield", "did not yield", False),
+        ("twice", "yielded twice", True),
+    ],
+)
+def test_a_misbehaving_inner_wrapper_is_named_and_the_outer_ones_see_it(
+    count: int, how: str, message: str, plain_called: bool
+) -> None:
+    hooks = _hooks(RUN)
+    seen: list[tuple[str, Any]] = []
+    for n in range(count - 1):
+        _add(hooks, "run", f"w.{n}", _observer(f"w{n}", seen), wrapper=True, priority=count - n)
+    _add(hooks, "run", "w.bad", _misbehaving(how), wrapper=True)
+    _add(hooks, "run", "p.plain", _appender("p.plain", "plain"))
+    for _ in range(2):
+        seen.clear()
+        log: list[str] = []
+        with pytest.raises(HookCallError, match=message) as info:
+            hooks.run(log=log)
+        assert info.value.plugin_id == "w.bad"
+        assert isinstance(info.value.__cause__, RuntimeError | HookSpecError)
+        assert seen == [(f"w{n}", "w.bad") for n in reversed(range(count - 1))]
+        assert log == (["p.plain"] if plain_called else [])
+
+
+@pytest.mark.parametrize("count", [2, 6])
+def test_a_wrapper_may_rescue_an_error_for_the_wrappers_around_it(count: int) -> None:
+    hooks = _hooks(RUN)
+    seen: list[tuple[str, Any]] = []
+
+    def rescue(log: list[str]) -> Generator[None, Any, Any]:
+        try:
+            yield
+        except HookCallError as exc:
+            return [f"rescued from {exc.plugin_id}"]
+        return None
+
+    for n in range(count - 1):
+        _add(hooks, "run", f"w.{n}", _observer(f"w{n}", seen), wrapper=True, priority=count - n)
+    _add(hooks, "run", "w.rescue", rescue, wrapper=True)
+    _add(hooks, "run", "p.bad", _raiser(KeyError("k")))
+    for _ in range(2):
+        seen.clear()
+        assert hooks.run(log=[]) == ["rescued from p.bad"]
+        assert seen == [(f"w{n}", ["rescued from p.bad"]) for n in reversed(range(count - 1))]
+
+
+class _Abort(BaseException):
+    """Like KeyboardInterrupt: not an error of a plugin, and never wrapped as one."""
+
+
+@pytest.mark.parametrize("count", [0, 1, 6])
+@pytest.mark.parametrize("where", ["plain", "wrapper start"])
+def test_base_exceptions_pass_through_wrappers_unwrapped(count: int, where: str) -> None:
+    hooks = _hooks(RUN)
+    cleaned: list[str] = []
+
+    def cleanup(name: str) -> Callable[..., Any]:
+        def wrap(log: list[str]) -> Generator[None, Any, Any]:
+            try:
+                return (yield)
+            finally:
+                cleaned.append(name)
+
+        return wrap
+
+    def abort_on_start(log: list[str]) -> Generator[None, Any, Any]:
+        raise _Abort
+        yield
+
+    def abort(log: list[str]) -> None:
+        raise _Abort
+
+    for n in range(count):
+        _add(hooks, "run", f"w.{n}", cleanup(f"w{n}"), wrapper=True, priority=count - n)
+    if where == "plain":
+        _add(hooks, "run", "p.abort", abort)
+    else:
+        _add(hooks, "run", "w.abort", abort_on_start, wrapper=True, priority=-1)
+    for _ in range(2):
+        cleaned.clear()
+        with pytest.raises(_Abort):
+            hooks.run(log=[])
+        assert cleaned == [f"w{n}" for n in reversed(range(count))]
+
+
+@pytest.mark.parametrize(("size", "wrappers"), [(2, 1), (12, 6)])
+def test_trace_reports_every_implementation_whatever_their_number(size: int, wrappers: int) -> None:
+    hooks = _hooks(RUN)
+    for n in range(wrappers):
+        _add(hooks, "run", f"w.{n}", _wrapper(f"w{n}", []), wrapper=True, priority=-n)
+    for i in range(size):
+        _add(hooks, "run", f"p.{i:02d}", _appender(f"p.{i:02d}", i))
+    events: list[tuple[str, str | None]] = []
+    hooks.trace(lambda event, hook, pid, kwargs, value, s: events.append((event, pid)))
+    assert hooks.run(log=[]) == list(range(size))
+    assert events == [
+        ("call", None),
+        *(("impl", f"w.{n}") for n in range(wrappers)),
+        *(("impl", f"p.{i:02d}") for i in range(size)),
+        ("result", None),
+    ]
+
+
+def test_tracebacks_name_the_hook_even_when_hooks_share_their_dispatch_code() -> None:
+    hooks = _hooks(HookSpec("first", ("log",)), HookSpec("second", ("log",)))
+    _add(hooks, "first", "p.fine", _appender("p.fine", 1))
+    _add(hooks, "second", "p.bad", _raiser(ValueError("x")))
+    assert hooks.first(log=[]) == [1]
+    with pytest.raises(HookCallError) as info:
+        hooks.second(log=[])
+    files = [frame.filename for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert "<plugbay hook second>" in files
+    assert "<plugbay hook first>" not in files
+
+
+# ---------------------------------------------------------------- hooks as attributes
+
+
+def test_declared_hooks_are_attributes_unless_named_like_a_member_of_hooks() -> None:
+    hooks = _hooks(RUN, HookSpec("add", ("x",)), HookSpec("problems"), HookSpec("_private"))
+    assert hooks.run is hooks.get("run")
+    assert vars(hooks)["run"] is hooks.get("run")  # a plain attribute: no __getattr__ call
+    later = hooks.declare("later", ("log",))
+    assert hooks.later is later
+    _add(hooks, "run", "a.one", _appender("a.one", 1))
+    assert hooks.run(log=[]) == [1]
+
+    # Named like a method or an attribute of Hooks: reachable through get() only.
+    assert hooks.add(HookImpl("add", "a.one", lambda x: x)) is None
+    assert hooks.get("add")(x=2) == [2]
+    assert isinstance(hooks.problems, list)
+    assert hooks.get("problems")() == []
+    assert hooks.get("_private")() == []
+    with pytest.raises(AttributeError):
+        hooks._private  # noqa: B018 - the attribute access is what is tested
+
+    with pytest.raises(AttributeError, match="no hook named 'rnu' is declared; did you mean"):
+        hooks.rnu  # noqa: B018 - the attribute access is what is tested
+    with pytest.raises(HookSpecError, match="no hook named 'rnu'"):
+        hooks.get("rnu")

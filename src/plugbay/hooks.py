@@ -13,9 +13,12 @@ functions that run around all other implementations: the code before their ``yie
 first (the first wrapper in order is the outermost), the ``yield`` returns the result or
 raises the error, and what the wrapper returns becomes the result.
 
-Dispatch is compiled: each time the set of implementations changes, a small function
-specialised for that hook's arguments and implementations is generated, so a call costs a
-plain function call per implementation.
+Dispatch is compiled: at the first call after the set of implementations changes, a small
+function specialised for that hook's arguments and implementations is generated, so a call
+costs a plain function call per implementation. A few implementations are each called on
+lines of their own; more of them are called in a loop, so that compiling stays cheap (for
+thousands of plugins too). The generated source names no implementation, so hooks of the
+same shape are compiled once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
+from operator import attrgetter
+from types import CodeType, FunctionType, MethodType
 from typing import Any, Literal, NamedTuple
 
 from .discovery import Problem
@@ -153,33 +158,58 @@ def signature_of(function: Callable[..., Any]) -> Signature:
     Reads the code object directly for plain functions and methods (fast); anything else
     goes through :func:`inspect.signature`.
     """
+    return Signature(*_signature(function))
+
+
+def _signature(
+    function: Callable[..., Any],
+) -> tuple[tuple[str, ...], int, bool, bool, tuple[str, ...]]:
+    """:func:`signature_of` as a plain tuple (cheaper: registering runs this a lot)."""
+    if type(function) is FunctionType:  # the common case first
+        return _code_signature(function, function.__code__, 0)
+    if type(function) is MethodType and type(function.__func__) is FunctionType:
+        return _code_signature(function.__func__, function.__func__.__code__, 1)
     target = getattr(function, "__func__", function)
     code = getattr(target, "__code__", None)
     if code is not None and not isinstance(target, type):
-        bound = 1 if hasattr(function, "__self__") else 0
-        argcount = code.co_argcount
-        names = code.co_varnames[: argcount + code.co_kwonlyargcount]
-        first_default = max(bound, argcount - len(getattr(target, "__defaults__", None) or ()))
-        positional = names[bound:first_default]
-        kwonly_defaults = getattr(target, "__kwdefaults__", None) or {}
-        kwonly = names[argcount:]
-        return Signature(
-            (*positional, *(n for n in kwonly if n not in kwonly_defaults)),
-            len(positional),
-            bool(code.co_flags & _CO_VARKEYWORDS),
-            bool(code.co_flags & _CO_ASYNC),
-            (*names[first_default:argcount], *(n for n in kwonly if n in kwonly_defaults)),
-        )
+        return _code_signature(target, code, 1 if hasattr(function, "__self__") else 0)
     import inspect
 
     every = inspect.signature(function).parameters.values()
     params = [p for p in every if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    return Signature(
+    return (
         tuple(p.name for p in params if p.default is p.empty),
         0,
         any(p.kind is p.VAR_KEYWORD for p in every),
         True,
         tuple(p.name for p in params if p.default is not p.empty),
+    )
+
+
+def _code_signature(
+    target: Any, code: CodeType, bound: int
+) -> tuple[tuple[str, ...], int, bool, bool, tuple[str, ...]]:
+    """:func:`_signature` read from a code object; ``bound``: 1 for a bound method."""
+    argcount = code.co_argcount
+    names = code.co_varnames[: argcount + code.co_kwonlyargcount]
+    defaults = getattr(target, "__defaults__", None)
+    first_default = argcount - len(defaults) if defaults else argcount
+    first_default = max(first_default, bound)
+    positional = names[bound:first_default]
+    flags = code.co_flags
+    if len(names) == argcount:  # no keyword-only arguments
+        required, optional = positional, names[first_default:]
+    else:
+        kwonly_defaults = getattr(target, "__kwdefaults__", None) or {}
+        kwonly = names[argcount:]
+        required = (*positional, *(n for n in kwonly if n not in kwonly_defaults))
+        optional = (*names[first_default:argcount], *(n for n in kwonly if n in kwonly_defaults))
+    return (
+        required,
+        len(positional),
+        bool(flags & _CO_VARKEYWORDS),
+        bool(flags & _CO_ASYNC),
+        optional,
     )
 
 
@@ -213,7 +243,9 @@ class HookCaller:
     def _add(self, impl: HookImpl) -> None:
         with self._lock:
             self._impls.append(impl)
-            self._invalidate()
+            self._compiled = self._ready = None  # as _invalidate() does, inline: it is hot
+            self._ordered = None
+            self._version += 1
         if self.spec.historic and self._history:
             self._replay(impl)
 
@@ -288,7 +320,7 @@ class HookCaller:
         tracer = self._hooks._tracer
         if tracer is not None:
             return lambda **kw: self._traced(impls, kw, tracer)
-        fn = _compile(self.spec, impls)
+        fn = _compile(self.spec, impls, None, self._hooks._code)
         with self._lock:
             # Kept only if nothing changed meanwhile and no implementation was skipped (a
             # plugin still loading, or one that failed to, is tried again on the next call).
@@ -335,7 +367,7 @@ class HookCaller:
         tracer("call", self.name, None, kwargs, None, 0.0)
         t0 = time.perf_counter()
         try:
-            result = _compile(self.spec, impls, tracer)(**kwargs)
+            result = _compile(self.spec, impls, tracer, self._hooks._code)(**kwargs)
         except BaseException as exc:
             tracer("error", self.name, None, kwargs, exc, time.perf_counter() - t0)
             raise
@@ -542,10 +574,20 @@ def _check_spec(spec: HookSpec) -> None:
 # ---------------------------------------------------------------- ordering
 
 
+_plugin_id = attrgetter("plugin_id")
+_priority = attrgetter("priority")
+
+
 def _ordered_impls(impls: list[HookImpl], hooks: Hooks, hook: str) -> list[HookImpl]:
     """Priority, then before/after, then plugin id; a cycle drops the constraints."""
     if len(impls) < 2:
         return impls
+    # Two stable sorts, by id then by priority: implementations that tie keep the order they
+    # were added in, and no key tuple is made per implementation (fewer objects to collect).
+    plain = sorted(impls, key=_plugin_id)
+    plain.sort(key=_priority, reverse=True)  # reverse=True keeps ties in order too
+    if not any(i.before or i.after for i in impls):
+        return plain
     key = {id(i): (-i.priority, i.plugin_id, n) for n, i in enumerate(impls)}
     by_plugin: dict[str, list[HookImpl]] = {}
     for i in impls:
@@ -562,7 +604,6 @@ def _ordered_impls(impls: list[HookImpl], hooks: Hooks, hook: str) -> list[HookI
             for j in by_plugin.get(other, ()):
                 edges[id(i)].add(id(j))
                 constrained = True
-    plain = sorted(impls, key=lambda i: key[id(i)])
     if not constrained:
         return plain
     waiting = {id(i): 0 for i in impls}
@@ -582,7 +623,8 @@ def _ordered_impls(impls: list[HookImpl], hooks: Hooks, hook: str) -> list[HookI
                 heapq.heappush(ready, key[t] + (t,))
     if len(out) == len(impls):
         return out
-    stuck = sorted({i.plugin_id for i in impls if i not in out})
+    placed = {id(i) for i in out}
+    stuck = sorted({i.plugin_id for i in impls if id(i) not in placed})
     hooks._report(
         Problem(
             "warning",
@@ -596,34 +638,68 @@ def _ordered_impls(impls: list[HookImpl], hooks: Hooks, hook: str) -> list[HookI
 
 # ---------------------------------------------------------------- compiled dispatch
 
+#: Up to this many implementations the generated code calls each one on lines of its own
+#: (the fastest call there is); beyond, it loops over them, so that compiling stays cheap and
+#: linear: one ``try`` block per implementation costs ~50 µs to compile and ~25 KB of memory.
+_UNROLL = 8
+#: Up to this many wrappers (and when not traced) their start and finish are generated
+#: inline; beyond, a loop calls helpers.
+_INLINE_WRAPPERS = 4
+#: At most this many compiled sources are kept per :class:`Hooks` (then they are dropped).
+_CODE_CACHE_SIZE = 128
+
 
 def _compile(
-    spec: HookSpec, impls: Sequence[HookImpl], tracer: Tracer | None = None
+    spec: HookSpec,
+    impls: Sequence[HookImpl],
+    tracer: Tracer | None = None,
+    cache: dict[str, CodeType] | None = None,
 ) -> Callable[..., Any]:
     """Generate a function that calls ``impls`` in order with the hook's arguments.
 
     Every name of the generated code starts with ``_``, and no hook argument does
-    (:func:`_check_spec`), so an argument never hides one of them.
+    (:func:`_check_spec`), so an argument never hides one of them. The source names no
+    implementation (they are in the function's globals), so hooks with the same arguments,
+    options and kinds of implementations are compiled once, through ``cache``; each gets
+    a copy of the code naming it, for tracebacks.
     """
     env: dict[str, Any] = {
         "_Error": HookCallError,
         "_call_error": _call_error,
         "_never_awaited": _never_awaited,
         "_start_wrapper": _start_wrapper,
+        "_start_error": _start_error,
+        "_wrapper_error": _wrapper_error,
+        "_yielded_twice": _yielded_twice,
         "_finish_wrappers": _finish_wrappers,
         "_combine": _combine,
         "_SPEC": spec,
         "_HOOK": spec.name,
         "_tracer": tracer,
     }
+    traced = tracer is not None
     wrappers = [i for i in impls if i.wrapper]
     plain = [i for i in impls if not i.wrapper]
-    lines = _plain_source(spec, plain, env, tracer is not None)
-    if wrappers:
-        lines += _wrapping_source(spec, wrappers, env, tracer is not None)
+    lines = _plain_source(spec, plain, env, traced)
+    if wrappers and (traced or len(wrappers) > _INLINE_WRAPPERS):
+        lines += _wrapping_loop_source(spec, wrappers, env, traced)
+    elif wrappers:
+        lines += _wrapping_source(spec, wrappers, env)
     source = "\n".join(lines)
-    # Generated only from identifiers checked by _check_spec and signature_of.
-    exec(compile(source, f"<plugbay hook {spec.name}>", "exec"), env)
+    code = None if cache is None else cache.get(source)
+    if code is None:
+        # Generated only from identifiers checked by _check_spec and signature_of.
+        code = compile(source, "<plugbay hook>", "exec")
+        if cache is not None:
+            if len(cache) >= _CODE_CACHE_SIZE:
+                cache.clear()  # shapes are few; one clear() is safe among threads
+            cache[source] = code
+    exec(code, env)
+    # Tracebacks through the dispatcher name the hook (the shared compiled code cannot).
+    filename = f"<plugbay hook {spec.name}>"
+    for name in ("_plain", "_dispatch") if wrappers else ("_plain",):
+        function: FunctionType = env[name]
+        function.__code__ = function.__code__.replace(co_filename=filename)
     fn: Callable[..., Any] = env["_dispatch" if wrappers else "_plain"]
     return fn
 
@@ -631,43 +707,22 @@ def _compile(
 def _plain_source(
     spec: HookSpec, plain: Sequence[HookImpl], env: dict[str, Any], traced: bool
 ) -> list[str]:
-    """``_plain(**args)``: each implementation in turn, a plain call each."""
+    """``_plain(*args)``: each implementation in turn, a plain call each."""
     collect = spec.on_error == "collect"
-    lines = [f"def _plain({_parameters(spec)}):", "    _results = []"]
+    lines = [f"def _plain({', '.join(spec.args)}):", "    _results = []"]
     if collect:
         lines.append("    _errors = []")
     if traced:
         lines.append(f"    _kwargs = {_kwargs_literal(spec)}")
-    for n, impl in enumerate(plain):
-        env[f"_f{n}"] = impl.function
-        env[f"_p{n}"] = impl.plugin_id
-        if traced:  # outside the try: a failing tracer is not the plugin's error
-            lines.append(f"    _tracer('impl', _HOOK, _p{n}, _kwargs, None, 0.0)")
-        lines += ["    try:", f"        _r = _f{n}({_call_args(impl, spec)})"]
-        lines.append("    except Exception as _exc:")
-        if collect:
-            lines += [
-                f"        _errors.append(_call_error(_HOOK, _p{n}, _exc))",
-                "        _r = None",
-            ]
-        else:
-            lines.append(f"        raise _Error(_HOOK, _p{n}, _exc) from _exc")
-        if impl.maybe_async:
-            lines.append("    if _r is not None and hasattr(_r, '__await__'):")
-            if collect:
-                lines.append(
-                    f"        _errors.append(_call_error(_HOOK, _p{n}, _never_awaited(_r)))"
-                )
-                lines.append("        _r = None")
-            else:
-                lines.append(f"        raise _call_error(_HOOK, _p{n}, _never_awaited(_r))")
-        lines.append("    if _r is not None:")
-        if spec.firstresult and not collect:
-            lines.append("        return _r")
-        else:
-            lines.append("        _results.append(_r)")
-            if spec.firstresult:
-                lines.append("        return _combine(_SPEC, _results, _errors)")
+    if len(plain) <= _UNROLL:
+        for n, impl in enumerate(plain):
+            env[f"_f{n}"] = impl.function
+            env[f"_p{n}"] = impl.plugin_id
+            call = [f"_r = _f{n}({_call_args(impl, spec)})"]
+            await_test = "hasattr(_r, '__await__')" if impl.maybe_async else ""
+            lines += _call_source(spec, call, f"_p{n}", await_test=await_test, traced=traced)
+    else:
+        lines += _loop_source(spec, plain, env, traced)
     if collect:
         lines.append("    return _combine(_SPEC, _results, _errors)")
     else:
@@ -675,28 +730,177 @@ def _plain_source(
     return lines
 
 
+def _loop_source(
+    spec: HookSpec, plain: Sequence[HookImpl], env: dict[str, Any], traced: bool
+) -> list[str]:
+    """A loop over the implementations' plugin ids and functions (and styles, when they are
+    called in more than one way: the style picks the call)."""
+    found: dict[_Style, int] = {}  # style -> the order in which it was first seen
+    counts: list[int] = []
+    seen = []  # of each implementation (ints: none of them is a container to collect)
+    for impl in plain:
+        key = _style(impl)
+        n = found.get(key)
+        if n is None:
+            n = found[key] = len(counts)
+            counts.append(0)
+        counts[n] += 1
+        seen.append(n)
+    # The most common style is tested first; those that may return awaitables come last,
+    # so that ``_s >= first_async`` tells whether to look for one.
+    styles = sorted(found, key=lambda s: (s[0], -counts[found[s]]))
+    first_async = next((n for n, s in enumerate(styles) if s[0]), None)
+    if first_async is None:
+        await_test = ""
+    elif first_async == 0:
+        await_test = "hasattr(_r, '__await__')"
+    else:
+        await_test = f"_s >= {first_async} and hasattr(_r, '__await__')"
+    calls = [f"_r = _f({_args_source(spec, names, positional)})" for _, names, positional in styles]
+    # Parallel tuples, zipped: no tuple per implementation is kept (nor allocated: zip
+    # reuses its own), which keeps registering many plugins light on the collector.
+    env["_pids"] = tuple([i.plugin_id for i in plain])
+    env["_fns"] = tuple([i.function for i in plain])
+    if len(styles) == 1:
+        lines, call = ["    for _p, _f in zip(_pids, _fns):"], calls
+    else:
+        renumber = [0] * len(styles)
+        for n, style in enumerate(styles):
+            renumber[found[style]] = n
+        env["_styles"] = tuple([renumber[n] for n in seen])
+        lines, call = ["    for _p, _f, _s in zip(_pids, _fns, _styles):"], []
+        for n, line in enumerate(calls):
+            if n < len(calls) - 1:
+                call.append(f"{'if' if n == 0 else 'elif'} _s == {n}:")
+            else:
+                call.append("else:")
+            call.append(f"    {line}")
+    return lines + _call_source(spec, call, "_p", await_test=await_test, traced=traced, looped=True)
+
+
+#: How an implementation is called: may it return an awaitable, the names it takes (None:
+#: every argument, by keyword) and how many of them go by position.
+_Style = tuple[bool, tuple[str, ...] | None, int]
+
+
+def _style(impl: HookImpl) -> _Style:
+    if impl.takes_kwargs or impl.argnames is None:
+        return impl.maybe_async, None, 0
+    return impl.maybe_async, impl.argnames, impl.positional
+
+
+def _call_source(
+    spec: HookSpec,
+    call: list[str],
+    pid: str,
+    *,
+    await_test: str,
+    traced: bool,
+    looped: bool = False,
+) -> list[str]:
+    """The lines of one call (``call`` sets ``_r``) and what is done with its result: in the
+    body of ``_plain``, or of its loop over the implementations (``looped``)."""
+    collect = spec.on_error == "collect"
+    lines = []
+    if traced:  # outside the try: a failing tracer is not the plugin's error
+        lines.append(f"_tracer('impl', _HOOK, {pid}, _kwargs, None, 0.0)")
+    lines += ["try:", *(f"    {line}" for line in call), "except Exception as _exc:"]
+    if collect:
+        lines += [
+            f"    _errors.append(_call_error(_HOOK, {pid}, _exc))",
+            "    continue" if looped else "    _r = None",
+        ]
+    else:
+        lines.append(f"    raise _Error(_HOOK, {pid}, _exc) from _exc")
+    if spec.firstresult and not collect:
+        keep = ["return _r"]
+    else:
+        keep = ["_results.append(_r)"]
+        if spec.firstresult:
+            keep.append("return _combine(_SPEC, _results, _errors)")
+    lines.append("if _r is not None:")
+    if await_test:
+        lines.append(f"    if {await_test}:")
+        if collect:
+            lines.append(f"        _errors.append(_call_error(_HOOK, {pid}, _never_awaited(_r)))")
+        else:
+            lines.append(f"        raise _call_error(_HOOK, {pid}, _never_awaited(_r))")
+        lines.append("    else:")
+        lines += [f"        {line}" for line in keep]
+    else:
+        lines += [f"    {line}" for line in keep]
+    indent = " " * (8 if looped else 4)
+    return [f"{indent}{line}" for line in lines]
+
+
 def _wrapping_source(
+    spec: HookSpec, wrappers: Sequence[HookImpl], env: dict[str, Any]
+) -> list[str]:
+    """``_dispatch(*args)``: start the wrappers, call ``_plain``, finish the wrappers.
+
+    Each step is written out, so a wrapper costs about one generator round trip; the errors
+    (and a wrapper that does not yield, or yields twice) go to the helpers, which hand the
+    outcome to the wrappers still waiting. A wrapper that fails to start is an outcome like
+    any other: the wrappers already started see it at their ``yield``.
+    """
+    args = ", ".join(spec.args)
+    lines = [f"def _dispatch({args}):"]
+
+    def started(upto: int) -> str:
+        return "[" + ", ".join(f"(_g{n}, _wp{n}, _HOOK)" for n in range(upto)) + "]"
+
+    for n, w in enumerate(wrappers):
+        env[f"_w{n}"] = w.function
+        env[f"_wp{n}"] = w.plugin_id
+        lines += [
+            "    try:",
+            f"        _g{n} = _w{n}({_call_args(w, spec)})",
+            f"        next(_g{n})",
+            "    except BaseException as _exc:",
+            f"        return _finish_wrappers({started(n)}, None, "
+            f"_start_error(_HOOK, _wp{n}, _exc))",
+        ]
+    lines += [
+        "    try:",
+        f"        _r = _plain({args})",
+        "    except BaseException as _exc:",
+        f"        return _finish_wrappers({started(len(wrappers))}, None, _exc)",
+    ]
+    for n in reversed(range(len(wrappers))):
+        lines += [
+            "    try:",
+            f"        _g{n}.send(_r)",
+            "    except StopIteration as _stop:",
+            "        _r = _stop.value",
+            "    except BaseException as _exc:",
+            f"        return _finish_wrappers({started(n)}, None, "
+            f"_wrapper_error(_HOOK, _wp{n}, _exc))",
+            "    else:",
+            f"        return _finish_wrappers({started(n)}, None, "
+            f"_yielded_twice(_g{n}, _HOOK, _wp{n}))",
+        ]
+    lines.append("    return _r")
+    return lines
+
+
+def _wrapping_loop_source(
     spec: HookSpec, wrappers: Sequence[HookImpl], env: dict[str, Any], traced: bool
 ) -> list[str]:
-    """``_dispatch(**args)``: start the wrappers, call ``_plain``, finish the wrappers.
-
-    A wrapper that fails to start is an outcome like any other: the wrappers already
-    started see it at their ``yield``.
-    """
+    """``_dispatch(*args)`` for many wrappers, or traced ones: the same, through helpers."""
+    env["_wrappers"] = tuple(wrappers)
+    args = ", ".join(spec.args)
     lines = [
-        f"def _dispatch({_parameters(spec)}):",
+        f"def _dispatch({args}):",
         f"    _kwargs = {_kwargs_literal(spec)}",
         "    _teardowns = []",
         "    try:",
+        "        for _w in _wrappers:",
     ]
-    for n, w in enumerate(wrappers):
-        env[f"_w{n}"] = w
-        if traced:
-            lines.append(f"        _tracer('impl', _HOOK, _w{n}.plugin_id, _kwargs, None, 0.0)")
-        lines.append(f"        _teardowns.append(_start_wrapper(_w{n}, _HOOK, _kwargs))")
-    passing = ", ".join(f"{a}={a}" for a in spec.args)
+    if traced:
+        lines.append("            _tracer('impl', _HOOK, _w.plugin_id, _kwargs, None, 0.0)")
     lines += [
-        f"        _outcome = _plain({passing})",
+        "            _teardowns.append(_start_wrapper(_w, _HOOK, _kwargs))",
+        f"        _outcome = _plain({args})",
         "    except BaseException as _exc:",
         "        return _finish_wrappers(_teardowns, None, _exc)",
         "    return _finish_wrappers(_teardowns, _outcome, None)",
@@ -704,20 +908,21 @@ def _wrapping_source(
     return lines
 
 
-def _parameters(spec: HookSpec) -> str:
-    return f"*, {', '.join(spec.args)}" if spec.args else ""
-
-
 def _kwargs_literal(spec: HookSpec) -> str:
     return "{" + ", ".join(f"{a!r}: {a}" for a in spec.args) + "}"
 
 
 def _call_args(impl: HookImpl, spec: HookSpec) -> str:
-    if impl.takes_kwargs or impl.argnames is None:
+    _, names, positional = _style(impl)
+    return _args_source(spec, names, positional)
+
+
+def _args_source(spec: HookSpec, names: tuple[str, ...] | None, positional: int) -> str:
+    """The arguments of a call: ``names`` (or all of the spec's, by keyword when None)."""
+    if names is None:
         return ", ".join(f"{a}={a}" for a in spec.args)
-    names = impl.argnames
     # Positional arguments are the cheapest call there is; keyword-only ones go by name.
-    return ", ".join([*names[: impl.positional], *(f"{a}={a}" for a in names[impl.positional :])])
+    return ", ".join([*names[:positional], *(f"{a}={a}" for a in names[positional:])])
 
 
 def _call_error(hook: str, plugin_id: str, error: BaseException) -> HookCallError:
@@ -740,14 +945,34 @@ def _start_wrapper(impl: HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
     try:
         gen = impl.function(**_pick(impl, kwargs))  # type: ignore[misc]
         next(gen)
-    except StopIteration:
-        error = HookSpecError(
+    except Exception as exc:  # noqa: BLE001 - it becomes a HookCallError naming the wrapper
+        raise _start_error(hook, impl.plugin_id, exc)  # noqa: B904 - _start_error sets __cause__
+    return (gen, impl.plugin_id, hook)
+
+
+def _start_error(hook: str, plugin_id: str, exc: BaseException) -> BaseException:
+    """What a wrapper's failure to start (or to yield) becomes: a HookCallError naming it."""
+    if isinstance(exc, StopIteration):
+        exc = HookSpecError(
             "the wrapper did not yield (a wrapper yields once, where the other implementations run)"
         )
-        raise HookCallError(hook, impl.plugin_id, error) from error
-    except Exception as exc:
-        raise HookCallError(hook, impl.plugin_id, exc) from exc
-    return (gen, impl.plugin_id, hook)
+    elif not isinstance(exc, Exception):
+        return exc  # KeyboardInterrupt and the like pass as they are
+    return _call_error(hook, plugin_id, exc)
+
+
+def _wrapper_error(hook: str, plugin_id: str, exc: BaseException) -> BaseException:
+    """What a wrapper's own error at its ``yield`` becomes (a HookCallError passes through)."""
+    if isinstance(exc, HookCallError) or not isinstance(exc, Exception):
+        return exc
+    return _call_error(hook, plugin_id, exc)
+
+
+def _yielded_twice(gen: Any, hook: str, plugin_id: str) -> HookCallError:
+    gen.close()
+    return _call_error(
+        hook, plugin_id, HookSpecError("the wrapper yielded twice (a wrapper yields once)")
+    )
 
 
 def _finish_wrappers(teardowns: list[Any], result: Any, error: BaseException | None) -> Any:
@@ -763,14 +988,9 @@ def _finish_wrappers(teardowns: list[Any], result: Any, error: BaseException | N
             result, error = stop.value, None
             continue
         except BaseException as exc:  # noqa: BLE001 - the wrapper's own error replaces the outcome
-            passes = (
-                exc is error or isinstance(exc, HookCallError) or not isinstance(exc, Exception)
-            )
-            error = exc if passes else _call_error(hook, plugin_id, exc)
+            error = exc if exc is error else _wrapper_error(hook, plugin_id, exc)
             continue
-        gen.close()
-        twice = HookSpecError("the wrapper yielded twice (a wrapper yields once)")
-        error = _call_error(hook, plugin_id, twice)
+        error = _yielded_twice(gen, hook, plugin_id)
     if error is not None:
         raise error
     return result
@@ -787,6 +1007,7 @@ class Hooks:
         self._pending: dict[str, list[HookImpl]] = {}
         self._unknown: dict[str, list[Problem]] = {}  # the problems of the pending ones
         self._tracer: Tracer | None = None
+        self._code: dict[str, CodeType] = {}  # compiled dispatchers, by source (_compile)
         self.problems: list[Problem] = []
         self._lock = threading.RLock()
         for spec in specs:
@@ -811,6 +1032,14 @@ class Hooks:
                 raise HookSpecError(f"hook {spec.name} is declared twice")
             caller = HookCaller(spec, self)
             self._callers[spec.name] = caller
+            if not (
+                spec.name.startswith("_")
+                or hasattr(type(self), spec.name)
+                or spec.name in self.__dict__
+            ):
+                # ``hooks.NAME`` is then a plain attribute, not a __getattr__ call each time;
+                # a hook named like a method or attribute of Hooks stays reachable by get().
+                self.__dict__[spec.name] = caller
             pending = self._pending.pop(spec.name, [])
             settled = self._unknown.pop(spec.name, [])
             self.problems = [p for p in self.problems if p not in settled]
@@ -828,26 +1057,33 @@ class Hooks:
         An implementation of a hook nobody declared is kept aside (and reported) until the
         host declares it.
         """
-        with self._lock:
-            caller = self._callers.get(impl.hook)
-            if caller is None:
-                self._pending.setdefault(impl.hook, []).append(impl)
-                known = get_close_matches(impl.hook, list(self._callers), n=1)
-                hint = f'; did you mean "{known[0]}"?' if known else ""
-                problem = Problem(
-                    "warning",
-                    "hook.unknown",
-                    f"{impl.plugin_id} implements hook {impl.hook}, which this host does not "
-                    f"declare{hint}; it is not called",
-                    plugin_id=impl.plugin_id,
-                )
-                self._unknown.setdefault(impl.hook, []).append(problem)
-                self._report(problem)
-                return problem
+        # A declared hook stays declared, so finding it needs no lock (adding many
+        # plugins runs this a lot); a hook not found is looked up again under the lock.
+        caller = self._callers.get(impl.hook)
+        if caller is None:
+            with self._lock:
+                caller = self._callers.get(impl.hook)
+                if caller is None:
+                    return self._keep_pending(impl)
         if impl.function is not None:
-            self.check(impl)
+            self._fit(impl, impl.function)
         caller._add(impl)
         return None
+
+    def _keep_pending(self, impl: HookImpl) -> Problem:
+        self._pending.setdefault(impl.hook, []).append(impl)
+        known = get_close_matches(impl.hook, list(self._callers), n=1)
+        hint = f'; did you mean "{known[0]}"?' if known else ""
+        problem = Problem(
+            "warning",
+            "hook.unknown",
+            f"{impl.plugin_id} implements hook {impl.hook}, which this host does not "
+            f"declare{hint}; it is not called",
+            plugin_id=impl.plugin_id,
+        )
+        self._unknown.setdefault(impl.hook, []).append(problem)
+        self._report(problem)
+        return problem
 
     def check(self, impl: HookImpl) -> None:
         """Check an implementation's arguments against its spec; raises HookSpecError."""
@@ -856,7 +1092,7 @@ class Hooks:
 
     def _fit(self, impl: HookImpl, function: Callable[..., Any]) -> None:
         """Check ``function`` as ``impl``'s and record how to call it (only if it fits)."""
-        sig = signature_of(function)
+        required, positional, takes_kwargs, maybe_async, optional = _signature(function)
         if impl.wrapper and _is_generator_function(function) is False:
             raise HookSpecError(
                 f"{impl.plugin_id}: hook {impl.hook} implementation is a wrapper, but "
@@ -864,18 +1100,26 @@ class Hooks:
                 "(a wrapper yields once, where the other implementations run)"
             )
         caller = self._callers.get(impl.hook)
-        provided = caller.spec.args if caller is not None else ()
-        unknown = [n for n in sig.required if n not in provided]
-        if caller is not None and unknown:
-            offered = ", ".join(provided) or "no arguments"
-            raise HookSpecError(
-                f"{impl.plugin_id}: hook {impl.hook} implementation takes "
-                f"{', '.join(repr(n) for n in unknown)}, which the hook does not provide "
-                f"(it provides: {offered})"
-            )
-        impl.argnames = (*sig.required, *(n for n in sig.optional if n in provided))
-        impl.positional = sig.positional
-        impl.takes_kwargs, impl.maybe_async = sig.takes_kwargs, sig.maybe_async
+        if caller is None:  # the spec is not known yet: checked again when it is declared
+            argnames = required
+        else:
+            provided = caller.spec.args
+            unknown = [n for n in required if n not in provided]
+            if unknown:
+                offered = ", ".join(provided) or "no arguments"
+                raise HookSpecError(
+                    f"{impl.plugin_id}: hook {impl.hook} implementation takes "
+                    f"{', '.join(repr(n) for n in unknown)}, which the hook does not provide "
+                    f"(it provides: {offered})"
+                )
+            if optional:
+                argnames = (*required, *(n for n in optional if n in provided))
+            else:
+                argnames = required
+            if argnames == provided:
+                argnames = provided  # one tuple for them all: fewer objects to collect
+        impl.argnames, impl.positional = argnames, positional
+        impl.takes_kwargs, impl.maybe_async = takes_kwargs, maybe_async
 
     def implementations_of(self, plugin_id: str) -> list[HookImpl]:
         """Every implementation one plugin has added, declared hooks or not."""

@@ -512,7 +512,9 @@ def _check_contributions(m: Manifest, file: str) -> None:
                     "starting with a letter",
                     c.name,
                 )
-            if c.name in seen:
+            # One plugin may implement a hook twice (say, plainly and as a wrapper); any
+            # other kind names one contribution per name.
+            if c.name in seen and kind != "hook":
                 raise ManifestError(
                     file, f"{where}.name", f"{c.name!r} is declared twice in {kind}", c.name
                 )

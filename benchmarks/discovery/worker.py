@@ -141,6 +141,8 @@ def _floor(args: argparse.Namespace) -> dict[str, Any]:
     root = os.path.join(args.home, "plugins")
     paths = [root]
     for namespace in sorted(os.listdir(root)):
+        if namespace.startswith("."):
+            continue  # the store's .generation stamp
         ns_path = os.path.join(root, namespace)
         paths.append(ns_path)
         for name in sorted(os.listdir(ns_path)):

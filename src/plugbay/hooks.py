@@ -347,19 +347,24 @@ class HookCaller:
             # and was removed): order them again.
         return impls, version, complete
 
+    def _bind_or_report(self, impl: HookImpl) -> bool:
+        """Load a lazy implementation; a plugin that fails is reported and skipped."""
+        try:
+            self._hooks._bind(impl)
+        except PluginError as exc:
+            # The plugin failed to load: its state says why; the hook goes on.
+            self._hooks._report(
+                Problem("error", "hook.unavailable", str(exc), plugin_id=impl.plugin_id)
+            )
+            return False
+        return True
+
     def _resolved(self, ordered: Sequence[HookImpl]) -> tuple[list[HookImpl], bool]:
         out, complete = [], True
         for impl in ordered:
-            if impl.function is None:
-                try:
-                    self._hooks._bind(impl)
-                except PluginError as exc:
-                    # The plugin failed to load: its state says why; the hook goes on.
-                    self._hooks._report(
-                        Problem("error", "hook.unavailable", str(exc), plugin_id=impl.plugin_id)
-                    )
-                    complete = False
-                    continue
+            if impl.function is None and not self._bind_or_report(impl):
+                complete = False
+                continue
             out.append(impl)
         return out, complete
 
@@ -490,14 +495,8 @@ class HookCaller:
     def _replay(self, impl: HookImpl) -> None:
         with self._lock:
             history = list(self._history)
-        if impl.function is None:
-            try:
-                self._hooks._bind(impl)
-            except PluginError as exc:
-                self._hooks._report(
-                    Problem("error", "hook.unavailable", str(exc), plugin_id=impl.plugin_id)
-                )
-                return
+        if impl.function is None and not self._bind_or_report(impl):
+            return
         for kwargs in history:
             try:
                 value = impl.function(**_pick(impl, kwargs))  # type: ignore[misc]

@@ -1875,3 +1875,89 @@ def test_declared_hooks_are_attributes_unless_named_like_a_member_of_hooks() -> 
         hooks.rnu  # noqa: B018 - the attribute access is what is tested
     with pytest.raises(HookSpecError, match="no hook named 'rnu'"):
         hooks.get("rnu")
+
+
+def test_stop_does_not_load_a_lazy_subscriber_and_a_restart_adds_no_duplicates(
+    make_host: Any, plugins_dir: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "calls.log"
+    write_plugin(
+        plugins_dir,
+        "acme.watcher",
+        contributes={
+            "hook": [
+                {"name": "plugin_unloaded", "entry": "watch:unloaded"},
+                {"name": "host_stop", "entry": "watch:stopping"},
+                {"name": "host_start", "entry": "watch:starting"},
+            ]
+        },
+        code={
+            "watch.py": f"""
+                import pathlib
+                LOG = pathlib.Path({str(log)!r})
+                def _note(text):
+                    with LOG.open("a") as f:
+                        f.write(text + "\\n")
+                def unloaded(plugin_id):
+                    _note("unloaded " + plugin_id)
+                def stopping(host):
+                    _note("stopping")
+                def starting(host):
+                    _note("starting")
+                """
+        },
+    )
+    write_plugin(
+        plugins_dir,
+        "acme.worker",
+        entry="work:Plugin",
+        activation="eager",
+        code={"work.py": "class Plugin:\n    pass\n"},
+    )
+    host = make_host(plugins_dir)
+    host.start()  # host_start loads the lazy watcher: it asked for that event
+    assert host.state("acme.watcher") is PluginState.STARTED
+    host.stop()
+    assert host.state("acme.watcher") is PluginState.STOPPED
+    first = log.read_text().splitlines()
+    assert first[0] == "starting"
+    assert "stopping" in first
+
+    # A second life: the watcher is lazy again, and it is not registered twice.
+    log.unlink()
+    host.start()
+    assert log.read_text().splitlines() == ["starting"]
+    assert len(host.hooks.host_start.implementations()) == 1
+    host.stop()
+
+
+def test_a_lazy_subscriber_to_unload_events_is_not_loaded_by_stop(
+    make_host: Any, plugins_dir: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "imported"
+    write_plugin(
+        plugins_dir,
+        "acme.listener",
+        contributes={"hook": [{"name": "plugin_unloaded", "entry": "listen:unloaded"}]},
+        code={
+            "listen.py": f"""
+                import pathlib
+                pathlib.Path({str(marker)!r}).write_text("imported")
+                def unloaded(plugin_id):
+                    pass
+                """
+        },
+    )
+    write_plugin(
+        plugins_dir,
+        "acme.worker",
+        entry="work:Plugin",
+        activation="eager",
+        code={"work.py": "class Plugin:\n    pass\n"},
+    )
+    host = make_host(plugins_dir)
+    host.start()
+    host.stop()
+    assert not marker.exists()
+    assert host.state("acme.listener") is not PluginState.STARTED
+    assert not [p for p in host.hooks.problems if p.code == "hook.unavailable"]

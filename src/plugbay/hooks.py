@@ -105,7 +105,9 @@ class HookImpl:
     before: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     wrapper: bool = False
-    resolve: Callable[[], Callable[..., Any]] | None = field(default=None, repr=False)
+    #: loads the plugin and returns the function; None means "not now" (the host is
+    #: stopping, say): the implementation is skipped this time, silently.
+    resolve: Callable[[], Callable[..., Any] | None] | None = field(default=None, repr=False)
     #: the spec arguments it is called with (None: not checked yet, pass them all)
     argnames: tuple[str, ...] | None = None
     takes_kwargs: bool = False
@@ -350,14 +352,13 @@ class HookCaller:
     def _bind_or_report(self, impl: HookImpl) -> bool:
         """Load a lazy implementation; a plugin that fails is reported and skipped."""
         try:
-            self._hooks._bind(impl)
+            return self._hooks._bind(impl)
         except PluginError as exc:
             # The plugin failed to load: its state says why; the hook goes on.
             self._hooks._report(
                 Problem("error", "hook.unavailable", str(exc), plugin_id=impl.plugin_id)
             )
             return False
-        return True
 
     def _resolved(self, ordered: Sequence[HookImpl]) -> tuple[list[HookImpl], bool]:
         out, complete = [], True
@@ -1170,12 +1171,16 @@ class Hooks:
     def __contains__(self, name: str) -> bool:
         return name in self._callers
 
-    def _bind(self, impl: HookImpl) -> None:
+    def _bind(self, impl: HookImpl) -> bool:
+        """Resolve a lazy implementation; False when its resolver says "not now"."""
         if impl.resolve is None:
             raise HookSpecError(f"{impl.plugin_id}: hook {impl.hook} has no function")
         function = impl.resolve()
+        if function is None:
+            return False
         self._fit(impl, function)  # checked before it is set: other threads may be calling
         impl.function = function
+        return True
 
     def _report(self, problem: Problem) -> None:
         with self._lock:

@@ -200,6 +200,7 @@ class Host:
         self._problems: list[Problem] = []
         self._runtime: Any = None
         self._started = False
+        self._stopping = False
         self.timings_ms: dict[str, float] = {}
         self.info = HostInfo(app, api_version, self.home)
 
@@ -408,15 +409,24 @@ class Host:
             if not self._started:
                 return
             order = [p.id for p in self.load_plan.order]
-        self._emit(LifecycleEvent("host_stop"))
-        with self._activity.changing("stop"):
-            for plugin_id in reversed(order):
-                self._stop_one(plugin_id, PluginState.STOPPED)
-            with self._lock:
-                if self._runtime is not None:
-                    self._runtime.close()
-                    self._runtime = None
-                self._started = False
+            # From here on, a lifecycle hook does not load a lazy plugin just to tell it
+            # that plugins are going away; it would outlive stop().
+            self._stopping = True
+        try:
+            self._emit(LifecycleEvent("host_stop"))
+            with self._activity.changing("stop"):
+                for plugin_id in reversed(order):
+                    self._stop_one(plugin_id, PluginState.STOPPED)
+                with self._lock:
+                    for plugin_id in order:  # lazy ones never loaded: start() adds them again
+                        self.registry.remove_plugin(plugin_id)
+                        self.hooks.remove_plugin(plugin_id)
+                    if self._runtime is not None:
+                        self._runtime.close()
+                        self._runtime = None
+                    self._started = False
+        finally:
+            self._stopping = False
 
     def restart(self, plugin_id: str) -> PluginState:
         """Stop a plugin (and the started plugins that depend on it), then start them again.
@@ -678,10 +688,15 @@ class Host:
                 impl.function = None
                 raise LoadError(slot.id, "register", str(exc)) from None
 
-    def _hook_resolver(self, impl: HookImpl) -> Callable[[], Callable[..., Any]]:
-        """What a hook call uses to load the lazy plugin behind ``impl``."""
+    def _hook_resolver(self, impl: HookImpl) -> Callable[[], Callable[..., Any] | None]:
+        """What a hook call uses to load the lazy plugin behind ``impl``.
 
-        def resolve() -> Callable[..., Any]:
+        While the host stops it answers None ("not now"): the hook skips that plugin.
+        """
+
+        def resolve() -> Callable[..., Any] | None:
+            if self._stopping and self._slot(impl.plugin_id).state is not PluginState.STARTED:
+                return None
             self._ensure_started(impl.plugin_id)
             if impl.function is None:  # called from the plugin's own register(), say
                 raise LoadError(

@@ -21,7 +21,6 @@ goes to the ``plugbay.store.pydeps`` logger (shown by ``-v``), never to stdout.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 import os
@@ -35,13 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from ..errors import StoreError
 from .layout import Layout
 
 if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
     from .sources import Candidate
     from .transaction import Transaction
 
@@ -291,8 +289,18 @@ def _refusal(conflicts: Sequence[str]) -> StoreError:
     )
 
 
+def _canonical(name: str) -> str:
+    # packaging and importlib.metadata are imported only when a plugin has requirements:
+    # every store command imports this module.
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
+
+
 def _host_version(name: str) -> str | None:
     """The version of distribution ``name`` in the running interpreter's environment."""
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -301,8 +309,8 @@ def _host_version(name: str) -> str | None:
 
 def _unshared(cand: Candidate, wanted: Sequence[Requirement], copies: Iterable[_Copy]) -> list[str]:
     """Private copies of distributions the plugin declares and takes from the host."""
-    own = {canonicalize_name(r.name) for r in wanted}
-    shared: dict[str, Requirement] = {canonicalize_name(r.name): r for r in _declared(cand)}
+    own = {_canonical(r.name) for r in wanted}
+    shared: dict[str, Requirement] = {_canonical(r.name): r for r in _declared(cand)}
     return [
         f"{cand.id} {cand.version} needs {shared[c.name]}, which the host's {c.name} "
         f"{_host_version(c.name)} provides, but its other python dependencies need "
@@ -319,8 +327,10 @@ def _in_process(cand: Candidate) -> bool:
 
 def _declared(cand: Candidate) -> tuple[Requirement, ...]:
     """The version's requirements that apply to this interpreter (markers evaluated)."""
-    if not _in_process(cand):
+    if not _in_process(cand) or not cand.manifest.plugin.python_dependencies:
         return ()
+    from packaging.requirements import InvalidRequirement, Requirement
+
     out = []
     for text in cand.manifest.plugin.python_dependencies:
         try:
@@ -340,7 +350,7 @@ def _installed(layout: Layout, cand: Candidate) -> _Plugin:
     copies: dict[str, str] = {}
     for pin in receipt.python_dependencies if receipt else ():
         name, _, version = pin.partition("==")
-        copies[canonicalize_name(name)] = version
+        copies[_canonical(name)] = version
     return _Plugin(
         cand.id,
         cand.version,
@@ -379,7 +389,7 @@ def _resolve(pip: Pip, cand: Candidate, wanted: Sequence[Requirement]) -> tuple[
 
 def _copy(item: Mapping[str, Any]) -> _Copy:
     """One entry of pip's installation report, as the argument that installs exactly it."""
-    name = canonicalize_name(item["metadata"]["name"])
+    name = _canonical(item["metadata"]["name"])
     version = str(item["metadata"]["version"])
     argument = f"{name}=={version}"
     info = item.get("download_info") or {}
@@ -412,7 +422,7 @@ def _disagreements(a: _Plugin, b: _Plugin, a_depends_on_b: bool) -> list[str]:
     how = "which it depends on" if a_depends_on_b else "which depends on it"
     out = []
     for req in a.declared:
-        have = b.copies.get(canonicalize_name(req.name))
+        have = b.copies.get(_canonical(req.name))
         if have is not None and not req.specifier.contains(have, prereleases=True):
             out.append(
                 f"{a.label} needs {req}, but {b.label}, {how}, has its own {req.name} {have}"

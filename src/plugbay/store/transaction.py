@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -345,7 +346,13 @@ class Transaction:
 
 def _fsync_tree(root: Path) -> None:
     """Flush every file and folder under ``root`` to disk (a crash must not lose data
-    that a durable journal already points to)."""
+    that a durable journal already points to).
+
+    On Linux one ``syncfs(2)`` of the staging file system does it in a single call (a
+    200-plugin install stages some 10,000 files); elsewhere each is flushed.
+    """
+    if _syncfs(root):
+        return
     files: list[Path] = []
     folders: list[Path] = []
     for dirpath, _dirnames, filenames in os.walk(root):
@@ -371,6 +378,27 @@ def _in_parallel(flush: Callable[[Path], None], paths: list[Path]) -> None:
     with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
         for _ in pool.map(flush, paths):
             pass
+
+
+def _syncfs(path: Path) -> bool:
+    """``syncfs(2)`` of the file system holding ``path``; False where it is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:

@@ -43,6 +43,11 @@ import pluggy
 import plugbay
 from plugbay.hooks import HookImpl, Hooks
 
+# The shared report helpers live one folder up (this file runs as a script).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from report import replace_block, verdicts
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WORK = HERE / ".work"
@@ -698,24 +703,12 @@ def table(r: dict[str, Any]) -> str:
         f"plugbay {peaks(mem, 'plugbay')}, pluggy {peaks(mem, 'pluggy')}"
     )
     out.append("")
-    out += [
-        f"{'MET ' if t['met'] else 'MISS'}  {t['target']}: {t['measured']}" for t in r["targets"]
-    ]
+    out += verdicts(r["targets"])
     return "\n".join(out)
 
 
 def update_docs(r: dict[str, Any]) -> bool:
-    """Rewrite only the block between the hooks markers; False if they are not there."""
-    try:
-        text = DOCS.read_text("utf-8")
-    except FileNotFoundError:
-        return False
-    start, end = text.find(DOC_START), text.find(DOC_END)
-    if start < 0 or end < start:
-        return False
-    block = f"{DOC_START}\n{markdown(r)}\n{DOC_END}"
-    DOCS.write_text(text[:start] + block + text[end + len(DOC_END) :], "utf-8")
-    return True
+    return replace_block(DOCS, DOC_START, DOC_END, markdown(r))
 
 
 # ---------------------------------------------------------------- profile

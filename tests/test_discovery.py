@@ -1116,8 +1116,15 @@ def test_store_installed_plugins_are_taken_from_the_cache_while_the_stamp_holds(
     assert sorted(r.key for r in first.records) == ["acme.one@1.0.0", "acme.two@2.0.0"]
 
     # An edit inside an installed version, behind the store's back, is not looked for ...
-    manifest = folder / "plugin.toml"
-    manifest.write_text(manifest.read_text().replace('"1.0.0"', '"1.0.1"'))
+    # (installed versions are described by their MANIFEST.json)
+    described = folder / "MANIFEST.json"
+
+    def set_version(version: str) -> None:
+        doc = json.loads(described.read_text())
+        doc["manifest"]["plugin"]["version"] = version
+        described.write_text(json.dumps(doc))
+
+    set_version("1.0.1")
     counter = Recorder()
     warm = discover(sp, cache_path=cache, reporter=counter)
     assert counter.parsed == []
@@ -1126,7 +1133,7 @@ def test_store_installed_plugins_are_taken_from_the_cache_while_the_stamp_holds(
     thorough = discover(sp, cache_path=cache, trust_store=False)
     assert "acme.one@1.0.1" in {r.key for r in thorough.records}
     # and so does the next discovery after any store change.
-    manifest.write_text(manifest.read_text().replace('"1.0.1"', '"1.0.2"'))
+    set_version("1.0.2")
     _bump_generation(root)
     after = discover(sp, cache_path=cache)
     assert "acme.one@1.0.2" in {r.key for r in after.records}

@@ -56,7 +56,7 @@ STORE_MARK = "MANIFEST.json"
 ORIGINS = ("builtin", "system", "user", "project", "config", "api")
 
 _MAX_DEPTH = 3
-_CACHE_FORMAT = 4
+_CACHE_FORMAT = 5
 # A file or folder changed this recently may change again within the file system's
 # timestamp granularity without its mtime moving; such entries are not trusted next time.
 _RACY_NS = 2_000_000_000
@@ -662,6 +662,10 @@ def _folder(scan: _Scan, path: str, mtime_ns: int) -> _Folder | None:
         return None
     manifest_name = next((n for n in MANIFEST_NAMES if n in listing.files), None)
     installed = manifest_name is not None and STORE_MARK in listing.files
+    if installed:
+        # A version the store installed is described by its MANIFEST.json: the same
+        # manifest, already normalised to JSON, so nothing slow is parsed (decision 0006).
+        manifest_name = STORE_MARK
     if manifest_name is not None:
         # A plugin folder is a leaf: what else it holds is the plugin's business.
         children: tuple[str, ...] = ()
@@ -823,7 +827,10 @@ def _parsed(scan: _Scan, mpath: str, st: os.stat_result) -> _Parsed | None:
         problem = Problem("error", "manifest.invalid", str(error), path=mpath)
     else:
         try:
-            manifest = parse_manifest(data, mpath)
+            if mpath.endswith(STORE_MARK):
+                manifest = _installed_manifest(data, mpath)
+            else:
+                manifest = parse_manifest(data, mpath)
         except ManifestError as exc:
             problem = Problem("error", "manifest.invalid", str(exc), path=mpath)
     scan.reporter.manifest_parsed(mpath)
@@ -832,6 +839,19 @@ def _parsed(scan: _Scan, mpath: str, st: os.stat_result) -> _Parsed | None:
         cache.dirty = True
     cache.manifests[mpath] = parsed
     return parsed
+
+
+class _StoreManifest(msgspec.Struct):
+    manifest: dict[str, object]
+
+
+def _installed_manifest(data: bytes, mpath: str) -> Manifest:
+    """The manifest a store-installed version's MANIFEST.json holds, validated as usual."""
+    try:
+        outer = msgspec.json.decode(data, type=_StoreManifest)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ManifestError(mpath, "", f"is not a readable MANIFEST.json: {exc}") from None
+    return manifest_from_mapping(outer.manifest, mpath)
 
 
 def _mark_shadowed(

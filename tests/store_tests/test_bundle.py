@@ -691,14 +691,11 @@ HOSTILE = {
     ),
     "manifest-json-other-version": Hostile(
         lambda p: manifest_json_says(p, version="9.9.9"),
-        "MANIFEST.json says acme.tool 9.9.9 but the manifest says acme.tool 1.0.0",
+        "MANIFEST.json says acme.tool 9.9.9 but its manifest says acme.tool 1.0.0",
     ),
     "manifest-json-other-id": Hostile(
         lambda p: manifest_json_says(p, id="evil.tool"),
-        "MANIFEST.json says evil.tool 1.0.0 but the manifest says acme.tool 1.0.0",
-    ),
-    "manifest-json-other-content": Hostile(
-        manifest_content_differs, "MANIFEST.json and plugin.toml disagree"
+        "MANIFEST.json says evil.tool 1.0.0 but its manifest says acme.tool 1.0.0",
     ),
     "manifest-file-not-held": Hostile(
         lambda p: manifest_json_says(p, manifest_file="plugin.yaml"),
@@ -810,3 +807,24 @@ def test_extraction_refuses_an_existing_destination(tmp_path: Path) -> None:
         read.extract_to(dest)
 
     assert [p.name for p in dest.iterdir()] == ["keep.txt"]
+
+
+def test_manifest_json_is_what_an_installed_version_is(home: Path, tmp_path: Path) -> None:
+    """MANIFEST.json, pinned by the receipt, describes the installed version (decision 0006):
+    a plugin.toml that says something else is kept as a file but believed by nobody."""
+    import json
+    import subprocess
+    import sys
+
+    from plugbay.store import Store
+
+    bundle = manifest_content_differs(tmp_path / "acme-tool-1.0.0.tar.gz")
+    Store(home).install([str(bundle)])
+    listed = subprocess.run(
+        [sys.executable, "-m", "plugbay", "--home", str(home), "info", "acme.tool", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # The description MANIFEST.json holds, not the one in plugin.toml.
+    assert json.loads(listed.stdout)["description"] == "not what plugin.toml says"

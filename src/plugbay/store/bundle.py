@@ -393,21 +393,22 @@ def read_bundle_bytes(data: bytes, where: str, limits: Limits | None = None) -> 
         raise BundleError(
             where, f"names {mfile.manifest_file!r} as its manifest, which it does not hold"
         )
-    from ..manifest import parse_manifest
+    # MANIFEST.json is the plugin's description from here on (discovery of installed
+    # versions reads it too): validate it as fully as a manifest file, without parsing
+    # the TOML or YAML again (decision 0006). The manifest file itself is pinned by
+    # FILES.json like every other file.
+    from ..manifest import manifest_from_mapping
 
     try:
-        manifest = parse_manifest(manifest_text, f"{where}!{mfile.manifest_file}")
+        manifest = manifest_from_mapping(mfile.manifest, f"{where}!{MANIFEST_JSON}")
     except ManifestError as exc:
         raise BundleError(where, f"holds an invalid manifest: {exc}") from None
     if manifest.id != mfile.id or manifest.version != mfile.version:
         raise BundleError(
             where,
-            f"{MANIFEST_JSON} says {mfile.id} {mfile.version} but the manifest says "
+            f"{MANIFEST_JSON} says {mfile.id} {mfile.version} but its manifest says "
             f"{manifest.id} {manifest.version}",
         )
-    # Compared as JSON sees it: to_builtins keeps tuples, which JSON reads back as lists.
-    if msgspec.json.decode(msgspec.json.encode(manifest)) != mfile.manifest:
-        raise BundleError(where, f"{MANIFEST_JSON} and {mfile.manifest_file} disagree")
     return ReadBundle(
         where,
         _sha256(data),

@@ -683,3 +683,19 @@ def test_an_unreadable_config_is_reported(home: Path, left_right: Store) -> None
     before = snapshot(home)
     assert "config.toml cannot be read" in failed(plugbay(home, "disable", "acme.left"))
     assert snapshot(home) == before
+
+
+def test_reinstalling_the_same_bundle_reads_nothing(tmp_path: Path) -> None:
+    """A bundle whose sha256 a receipt records is the installed version: not read again."""
+    from plugbay.store import Limits
+
+    source = write_plugin(tmp_path / "src", "acme.same", "1.0.0", code={"same.py": "x = 1\n"})
+    bundle = build_bundle(source, tmp_path / "dist")
+    home = tmp_path / "home"
+    assert [c.action for c in Store(home).install([str(bundle)]).changes] == ["install"]
+    # Limits no bundle fits in: any read of the bundle would fail.
+    strict = Store(home, limits=Limits(max_compressed_bytes=1))
+    again = strict.install([str(bundle)])
+    assert [(c.action, c.id, c.version) for c in again.changes] == [("keep", "acme.same", "1.0.0")]
+    with pytest.raises(StoreError, match=r"over the limit|larger than|bytes"):
+        strict.install([str(bundle)], force=True)  # --force reads it, and the limit refuses

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from ..errors import ResolutionError, SourceError, StoreError
 from ..manifest import Manifest
 from ..resolution import Conflict, Requirement, explain, resolve
 from ..versions import parse_version
-from .bundle import Limits, ManifestFile, build_bundle
+from .bundle import Limits, ManifestFile, build_bundle, hash_file
 from .layout import InstalledVersion, Layout, Receipt
 from .pydeps import Pip, PythonDependencies, plan_python_dependencies, pydeps_dir
 from .sources import Artifact, Artifacts, Candidate, Requested, Source, parse_spec
@@ -132,6 +132,14 @@ class Store:
         recover_pending(self.layout)
         return verify(self.layout, list(ids))
 
+    def _installed_bundles(self) -> dict[str, tuple[str, str]]:
+        """Bundle sha256 → (id, version) of every installed version, from the receipts."""
+        out: dict[str, tuple[str, str]] = {}
+        for v in self.layout.installed():
+            if v.receipt is not None:
+                out[v.receipt.bundle_sha256] = (v.id, v.version)
+        return out
+
     def build(self, folder: Path, out_dir: Path) -> Path:
         """Build the reproducible bundle of the plugin in ``folder``."""
         if not folder.is_dir():
@@ -174,7 +182,8 @@ class Store:
             progress=progress,
         )
         try:
-            roots, explicit = _read_requests(parsed, artifacts, progress)
+            known = {} if force else self._installed_bundles()
+            roots, explicit = _read_requests(parsed, artifacts, progress, known)
             options = _Options(dry_run, force, no_deps, activate, progress)
             with self._lock_unless_dry_run(dry_run):
                 return self._install(roots, explicit, artifacts, options)
@@ -467,9 +476,16 @@ class _Candidates(dict[str, list[Candidate]]):
 
 
 def _read_requests(
-    parsed: list[Requested | Artifact], artifacts: Artifacts, progress: Progress | None
+    parsed: list[Requested | Artifact],
+    artifacts: Artifacts,
+    progress: Progress | None,
+    known: Mapping[str, tuple[str, str]],
 ) -> tuple[list[Requirement], dict[str, Candidate]]:
-    """Root requirements, and the candidates that folders, bundles, URLs and git gave."""
+    """Root requirements, and the candidates that folders, bundles, URLs and git gave.
+
+    A bundle file whose sha256 a receipt already records is that installed version: it
+    is not read again (``known``: bundle sha256 → id and version; empty with --force).
+    """
     roots: list[Requirement] = []
     explicit: dict[str, Candidate] = {}
     for n, item in enumerate(parsed, start=1):
@@ -477,6 +493,10 @@ def _read_requests(
             progress("reading", n, len(parsed))
         if isinstance(item, Requested):
             roots.append(Requirement(item.id, item.range, None, "you asked for"))
+            continue
+        same = known.get(hash_file(Path(item.location))) if item.kind == "file" else None
+        if same is not None:
+            roots.append(Requirement(same[0], f"={same[1]}", None, f"{item} is"))
             continue
         cand = artifacts.add(item)
         other = explicit.get(cand.id)

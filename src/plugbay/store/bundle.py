@@ -602,13 +602,10 @@ def _check_listing(files: Sequence[FileEntry], contents: dict[str, bytes], where
             raise BundleError(where, f"holds {name!r}, which {FILES_JSON} does not list")
 
 
-def hash_file(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes (read in C, in large blocks)."""
+    with open(path, "rb", buffering=0) as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def is_executable(mode: int) -> bool:

@@ -130,9 +130,9 @@ def _verify_one(layout: Layout, plugin_id: str, version: str, folder: Path) -> V
         if entry.path.startswith("/") or any(p in ("", ".", "..") for p in parts):
             report.errors.append(f"{FILES_JSON} lists {entry.path!r}, a path outside the folder")
             continue
-        path = folder.joinpath(*parts)
+        path = os.path.join(folder, *parts)
         try:
-            st = path.lstat()
+            st = os.lstat(path)
         except OSError:
             report.missing.append(entry.path)
             continue

@@ -16,6 +16,7 @@ greeting = "hi"
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from difflib import get_close_matches
@@ -31,6 +32,7 @@ __all__ = [
     "PluginConfig",
     "Policy",
     "Secret",
+    "home_for",
     "load_host_config",
     "redacted",
     "scrub",
@@ -69,6 +71,17 @@ class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename
     disabled: tuple[str, ...] = ()
     policy: Policy = Policy()
     plugins: dict[str, dict[str, Any]] = {}
+
+
+def home_for(app: str, home: str | os.PathLike[str] | None = None) -> Path:
+    """The host home: ``home`` if given, else ``$<APP>_HOME``, else ``~/.<app>``."""
+    if home is not None:
+        return Path(home).expanduser()
+    env = "".join(c if c.isalnum() else "_" for c in app.upper()) + "_HOME"
+    value = os.environ.get(env)
+    if value:
+        return Path(value).expanduser()
+    return Path.home() / f".{app}"
 
 
 def load_host_config(path: Path) -> HostConfig:

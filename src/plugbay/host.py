@@ -22,7 +22,14 @@ from types import TracebackType
 from typing import Any
 
 from .commands import ActivityLock, Authorizer, CommandInfo, refusals, sanitize_args
-from .config import HostConfig, PluginConfig, load_host_config, scrub, validate_plugin_config
+from .config import (
+    HostConfig,
+    PluginConfig,
+    home_for,
+    load_host_config,
+    scrub,
+    validate_plugin_config,
+)
 from .context import HostInfo, PluginApi, PluginContext
 from .discovery import Catalog, DiscoveryReporter, PluginRecord, Problem, SearchPath, discover
 from .errors import (
@@ -118,17 +125,6 @@ class _Slot:
     # Bumped whenever the plugin is unloaded, so that a step abandoned after its timeout
     # cannot add contributions to a later (or failed) load of the plugin.
     generation: int = 0
-
-
-def home_for(app: str, home: str | os.PathLike[str] | None = None) -> Path:
-    """The host home: ``home`` if given, else ``$<APP>_HOME``, else ``~/.<app>``."""
-    if home is not None:
-        return Path(home).expanduser()
-    env = "".join(c if c.isalnum() else "_" for c in app.upper()) + "_HOME"
-    value = os.environ.get(env)
-    if value:
-        return Path(value).expanduser()
-    return Path.home() / f".{app}"
 
 
 def current_platform() -> str:

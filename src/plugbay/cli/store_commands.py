@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def _store(settings: Settings) -> Store:
-    from ..host import home_for
+    from ..config import home_for
     from ..store import Store
 
     return Store(home_for(settings.app, settings.home), offline=settings.offline)
@@ -121,7 +121,15 @@ def set_enabled(settings: Settings, plugin_id: str, *, enabled: bool) -> int:
 
 
 def verify(settings: Settings, ids: list[str]) -> int:
-    reports = _store(settings).verify(ids)
+    # Layout and verify only: checking files needs none of the installer's imports.
+    from ..config import home_for
+    from ..store.layout import Layout
+    from ..store.transaction import recover_pending
+    from ..store.verify import verify as verify_layout
+
+    layout = Layout(home_for(settings.app, settings.home))
+    recover_pending(layout)  # a change a killed plugbay left half done is finished first
+    reports = verify_layout(layout, ids)
     bad = [r for r in reports if not r.ok]
     if settings.json:
         render.emit_json(

@@ -1,14 +1,19 @@
 """The store: build, install, remove, switch and verify plugin bundles in a home.
 
 Apart from the load path: nothing here imports plugin code, and hosts need none of it
-to run plugins.
+to run plugins. Names are imported on first use, so ``plugbay verify`` does not load the
+installer.
 """
 
 from __future__ import annotations
 
-from .bundle import Limits, build_bundle, read_bundle
-from .install import Change, Outcome, Store
-from .layout import Layout, Receipt
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .bundle import Limits, build_bundle, read_bundle
+    from .install import Change, Outcome, Store
+    from .layout import Layout, Receipt
 
 __all__ = [
     "Change",
@@ -20,3 +25,23 @@ __all__ = [
     "build_bundle",
     "read_bundle",
 ]
+
+_LAZY = {
+    "Change": "install",
+    "Layout": "layout",
+    "Limits": "bundle",
+    "Outcome": "install",
+    "Receipt": "layout",
+    "Store": "install",
+    "build_bundle": "bundle",
+    "read_bundle": "bundle",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'plugbay.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from .bundle import FILES_JSON, MANIFEST_JSON, SIGNATURE, FilesList, ManifestFile, hash_file
+from .bundle import FILES_JSON, MANIFEST_JSON, SIGNATURE, FilesList, ManifestFile
 from .layout import Layout, Receipt
 
 __all__ = ["VerifyReport", "verify"]
@@ -132,17 +132,22 @@ def _verify_one(layout: Layout, plugin_id: str, version: str, folder: Path) -> V
             continue
         path = os.path.join(folder, *parts)
         try:
-            st = os.lstat(path)
-        except OSError:
+            # O_NOFOLLOW: a link where a file was installed is a change, whatever it points to.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
             report.missing.append(entry.path)
             continue
-        # A link where a file was installed is a change, whatever it points to.
-        if (
-            not stat.S_ISREG(st.st_mode)
-            or st.st_size != entry.size
-            or hash_file(path) != entry.sha256
-        ):
-            report.modified.append(entry.path)
+        except OSError:
+            report.modified.append(entry.path)  # a link (ELOOP), a folder, unreadable
+            continue
+        with open(fd, "rb", buffering=0) as f:
+            st = os.fstat(fd)
+            if (
+                not stat.S_ISREG(st.st_mode)
+                or st.st_size != entry.size
+                or hashlib.file_digest(f, "sha256").hexdigest() != entry.sha256
+            ):
+                report.modified.append(entry.path)
     for rel in _files_under(folder):
         if rel not in listed and rel not in (MANIFEST_JSON, FILES_JSON, SIGNATURE):
             report.extra.append(rel)

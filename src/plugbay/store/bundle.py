@@ -329,15 +329,38 @@ class ReadBundle:
         return self.manifest.version
 
     def extract_to(self, folder: Path) -> None:
-        """Write the checked files (and the metadata files) into a new folder."""
+        """Write the checked files (and the metadata files) into a new folder.
+
+        One ``mkdir`` per folder and one ``open`` per file (created with its final mode
+        unless the umask takes bits away): file creation is most of an install's time.
+        """
         folder.mkdir(parents=True, exist_ok=False)
+        root = str(folder)
+        made = {""}
         modes = {e.path: e.mode for e in self.files}
+        mask = _umask()
         for rel, data in sorted(self.contents.items()):
-            target = folder.joinpath(*rel.split("/"))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "xb") as f:
-                f.write(data)
-            os.chmod(target, modes.get(rel, 0o644))
+            parent, _, _ = rel.rpartition("/")
+            if parent not in made:
+                os.makedirs(os.path.join(root, parent), exist_ok=True)
+                made.add(parent)
+            mode = modes.get(rel, 0o644)
+            fd = os.open(os.path.join(root, rel), os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if mode & mask:
+                    os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+
+
+def _umask() -> int:
+    # Read without changing it for long: set and restore in one go.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_bundle(path: Path, limits: Limits | None = None) -> ReadBundle:

@@ -494,7 +494,7 @@ def _read_requests(
         if isinstance(item, Requested):
             roots.append(Requirement(item.id, item.range, None, "you asked for"))
             continue
-        same = known.get(hash_file(Path(item.location))) if item.kind == "file" else None
+        same = known.get(hash_file(item.location)) if known and item.kind == "file" else None
         if same is not None:
             roots.append(Requirement(same[0], f"={same[1]}", None, f"{item} is"))
             continue

@@ -5,7 +5,7 @@ Each run.py puts this folder on its import path (it runs as a script from its ow
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,14 @@ from typing import Any
 def verdicts(targets: Iterable[Mapping[str, Any]]) -> list[str]:
     """One ``MET``/``MISS`` line per target: what was asked and what was measured."""
     return [f"{'MET ' if t['met'] else 'MISS'}  {t['target']}: {t['measured']}" for t in targets]
+
+
+def aligned(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    """A plain-text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(c[i]) for c in [header, *body]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    return out + [fmt.format(*cells) for cells in body]
 
 
 def replace_block(docs: Path, start: str, end: str, body: str) -> bool:

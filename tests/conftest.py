@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
@@ -69,6 +70,19 @@ def write_plugin(
     if layout == "installed" and active:
         (folder.parent / "active").write_text(version)
     return folder
+
+
+def run_plugbay(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``plugbay`` command on ``home``, in a fresh process, from an empty folder."""
+    cwd = home.parent / "cwd"
+    cwd.mkdir(exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "plugbay", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
 
 
 def modules_under(folder: Path) -> list[str]:

@@ -36,7 +36,7 @@ from generate import GROUP, generate_dists, generate_plugins
 # The shared report helpers live one folder up (this file runs as a script).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from report import replace_block, verdicts
+from report import aligned, replace_block, verdicts
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -643,11 +643,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 def table(r: dict[str, Any]) -> str:
     body = rows(r)
-    widths = [max(len(c[i]) for c in [HEADER, *body]) for i in range(len(HEADER))]
-    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
-    out = [fmt.format(*HEADER), fmt.format(*("-" * w for w in widths))]
-    out += [fmt.format(*cells) for cells in body]
-    out.append("")
+    out = [*aligned(HEADER, body), ""]
     out += verdicts(r["targets"])
     return "\n".join(out)
 

@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from conftest import write_plugin
+from conftest import run_plugbay, write_plugin
 from plugbay.errors import SourceError
 from plugbay.store import Receipt, Store, build_bundle
 from plugbay.store.requirements import read_requirements
@@ -38,17 +37,7 @@ CODE = {"acme_code/__init__.py": "class Plugin:\n    pass\n"}
 # ---------------------------------------------------------------- helpers
 
 
-def plugbay(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real command, in a fresh process, run from an empty folder."""
-    cwd = home.parent / "cwd"
-    cwd.mkdir(exist_ok=True)
-    return subprocess.run(
-        [sys.executable, "-m", "plugbay", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
+plugbay = run_plugbay
 
 
 def snapshot(home: Path) -> dict[str, str | None]:

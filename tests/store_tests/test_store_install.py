@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import write_plugin
+from conftest import run_plugbay, write_plugin
 from plugbay.errors import ResolutionError, SourceError, StoreError
 from plugbay.store import Store, build_bundle, read_bundle
 from plugbay.store.bundle import ReadBundle
@@ -30,17 +29,7 @@ NOISE = ("Traceback", "object at 0x", "Candidate(", "Requirement(", "Requirement
 # ---------------------------------------------------------------- helpers
 
 
-def plugbay(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real command, in a fresh process, run from an empty folder."""
-    cwd = home.parent / "cwd"
-    cwd.mkdir(exist_ok=True)
-    return subprocess.run(
-        [sys.executable, "-m", "plugbay", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
+plugbay = run_plugbay
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> list[str]:

@@ -100,6 +100,8 @@ class PluginRecord(msgspec.Struct, frozen=True, gc=False):
     key: str = ""
 
     def __post_init__(self) -> None:
+        if self.key:
+            return  # decoded from the cache with both already there: the warm path
         plugin_id = self.manifest.id
         msgspec.structs.force_setattr(self, "id", plugin_id)
         msgspec.structs.force_setattr(self, "key", f"{plugin_id}@{self.manifest.plugin.version}")

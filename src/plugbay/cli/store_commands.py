@@ -94,9 +94,11 @@ def install(
     requirement_files: list[str],
     **options: Any,
 ) -> int:
-    from ..store.requirements import read_requirements
+    extra: list[str] = []
+    if requirement_files:
+        from ..store.requirements import read_requirements
 
-    extra = [s for f in requirement_files for s in read_requirements(Path(f))]
+        extra = [s for f in requirement_files for s in read_requirements(Path(f))]
     with _progress(settings) as progress:
         outcome = _store(settings).install(specs, requirements=extra, progress=progress, **options)
     return _render(settings, outcome, "install")

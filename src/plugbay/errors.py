@@ -27,7 +27,13 @@ from __future__ import annotations
 
 
 class PluginError(Exception):
-    """Root of every error plugbay raises."""
+    """Root of every error plugbay raises.
+
+    ``detail`` holds what ``-v`` shows beside the one-line message: the plugin's
+    traceback, or the stack of a step that hung.
+    """
+
+    detail: str | None = None
 
 
 class VersionError(PluginError):

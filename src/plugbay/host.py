@@ -505,7 +505,7 @@ class Host:
                 error = CommandError(
                     name, scrub(f"failed in {info.plugin_id}: {_describe(exc)}", secrets)
                 )
-                error.detail = scrub(traceback.format_exc(), secrets)  # type: ignore[attr-defined]
+                error.detail = scrub(traceback.format_exc(), secrets)
                 # Not chained: a traceback printed at -vvv would show the original message,
                 # which may hold a secret value.
                 raise error from None
@@ -1033,7 +1033,7 @@ class Host:
         return record
 
     def _fail(self, slot: _Slot, exc: LoadError, events: list[LifecycleEvent]) -> None:
-        slot.detail = getattr(exc, "detail", None)
+        slot.detail = exc.detail
         slot.error = exc
         slot.generation += 1
         self._set(slot, PluginState.FAILED, f"{exc.step} failed: {exc.reason}")
@@ -1276,7 +1276,7 @@ def _unavailable(slot: _Slot) -> LoadError:
 
 def _detailed(error: LoadError, detail: str | None) -> LoadError:
     """Attach the traceback (or a hung step's stack) that status().detail shows."""
-    error.detail = detail  # type: ignore[attr-defined]  # not (yet) a declared LoadError field
+    error.detail = detail
     return error
 
 

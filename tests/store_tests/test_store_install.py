@@ -688,3 +688,17 @@ def test_reinstalling_the_same_bundle_reads_nothing(tmp_path: Path) -> None:
     assert [(c.action, c.id, c.version) for c in again.changes] == [("keep", "acme.same", "1.0.0")]
     with pytest.raises(StoreError, match=r"over the limit|larger than|bytes"):
         strict.install([str(bundle)], force=True)  # --force reads it, and the limit refuses
+
+
+def test_disabling_an_unknown_id_warns_with_a_suggestion(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    source = write_plugin(tmp_path / "src", "acme.known", "1.0.0")
+    Store(home).install([str(source)])
+    result = plugbay(home, "disable", "acme.knwon")
+    assert result.returncode == 0, result.stderr
+    assert 'no plugin acme.knwon is installed or discovered here; did you mean "acme.known"?' in (
+        result.stderr
+    )
+    quiet = plugbay(home, "disable", "acme.known")
+    assert quiet.returncode == 0
+    assert "warning" not in quiet.stderr

@@ -119,6 +119,14 @@ def use(settings: Settings, ref: str, *, force: bool) -> int:
 
 def set_enabled(settings: Settings, plugin_id: str, *, enabled: bool) -> int:
     outcome = _store(settings).set_enabled(plugin_id, enabled)
+    known = settings.make_host().catalog.ids()
+    if plugin_id not in known:
+        # Still recorded: a plugin placed or installed later is meant too. A typo is not.
+        from difflib import get_close_matches
+
+        close = get_close_matches(plugin_id, known, n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else ""
+        outcome.warnings.append(f"no plugin {plugin_id} is installed or discovered here{hint}")
     return _render(settings, outcome, "enable" if enabled else "disable")
 
 

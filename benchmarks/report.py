@@ -5,9 +5,20 @@ Each run.py puts this folder on its import path (it runs as a script from its ow
 
 from __future__ import annotations
 
+import platform
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+    except OSError:
+        found = None
+    return found.group(1).strip() if found else platform.processor() or platform.machine()
 
 
 def verdicts(targets: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from generate import GROUP, generate_dists, generate_plugins
 # The shared report helpers live one folder up (this file runs as a script).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from report import aligned, replace_block, verdicts
+from report import aligned, cpu_model, replace_block, verdicts
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -438,14 +437,7 @@ def measure_tools(layout: Layout, quick: bool) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-        if found:
-            cpu = found.group(1).strip()
-    except OSError:
-        pass
+    cpu = cpu_model()
     rev = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
         capture_output=True,

@@ -46,7 +46,7 @@ from plugbay.hooks import HookImpl, Hooks
 # The shared report helpers live one folder up (this file runs as a script).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from report import replace_block, verdicts
+from report import cpu_model, replace_block, verdicts
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -507,13 +507,7 @@ def measure_retained() -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        if found:
-            cpu = found.group(1).strip()
-    except OSError:
-        pass
+    cpu = cpu_model()
 
     def git(*args: str) -> str:
         done = subprocess.run(

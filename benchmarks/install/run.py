@@ -52,7 +52,7 @@ from generate import PluginSpec, generate
 # The shared report helpers live one folder up (this file runs as a script).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from report import aligned, replace_block, verdicts
+from report import aligned, cpu_model, replace_block, verdicts
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -711,13 +711,7 @@ def file_system(path: Path) -> str:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        if found:
-            cpu = found.group(1).strip()
-    except OSError:
-        pass
+    cpu = cpu_model()
     from importlib.metadata import version
 
     import plugbay

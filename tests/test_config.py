@@ -141,7 +141,11 @@ def test_unknown_keys_with_did_you_mean(
         assert "did you mean" not in err.problem
     else:
         assert f'did you mean "{suggestion}"?' in err.problem
-    allowed = "allow, deny" if field.startswith("policy.") else "disabled, paths, plugins, policy"
+    allowed = (
+        "allow, deny"
+        if field.startswith("policy.")
+        else "disabled, grants, paths, plugins, policy, runtime"
+    )
     assert f"(allowed: {allowed})" in err.problem
 
 

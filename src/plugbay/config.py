@@ -10,6 +10,17 @@ deny = ["evil"]                   # never these namespaces / ids
 
 [plugins."acme.hello"]            # per-plugin configuration, handed to the plugin's init
 greeting = "hi"
+
+[grants."acme.hello"]             # permissions the user grants (see the manifest's [permissions])
+env = ["HELLO_TOKEN"]
+network = ["api.hello.test:443"]
+filesystem = { read = ["~/.config/hello"], write = [] }
+subprocess = false
+
+[runtime."acme.hello"]            # out-of-process plugins: supervision settings (docs/protocol.md)
+call-timeout = 30                 # seconds; also handshake-timeout, cancel-grace, shutdown-grace,
+max-restarts = 3                  # restart-window, max-line (bytes), cpu-time (seconds),
+memory = 536870912                # memory (bytes of address space)
 ```
 """
 
@@ -28,9 +39,12 @@ import msgspec
 from .errors import ConfigError
 
 __all__ = [
+    "FilesystemGrant",
+    "Grants",
     "HostConfig",
     "PluginConfig",
     "Policy",
+    "RuntimeSettings",
     "Secret",
     "home_for",
     "load_host_config",
@@ -64,6 +78,40 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="ke
         return None
 
 
+class FilesystemGrant(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
+    """Paths a plugin may read and write."""
+
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+
+
+class Grants(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
+    """``[grants."<id>"]``: the permissions the user grants one plugin."""
+
+    network: tuple[str, ...] = ()
+    filesystem: FilesystemGrant = FilesystemGrant()
+    env: tuple[str, ...] = ()
+    subprocess: bool = False
+
+
+class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
+    """``[runtime."<id>"]``: how an out-of-process plugin is supervised (docs/protocol.md).
+
+    Times are seconds, sizes bytes; None means the protocol's default (or no limit, for
+    ``cpu_time`` and ``memory``).
+    """
+
+    handshake_timeout: float | None = None
+    call_timeout: float | None = None
+    cancel_grace: float | None = None
+    shutdown_grace: float | None = None
+    max_restarts: int | None = None
+    restart_window: float | None = None
+    max_line: int | None = None
+    cpu_time: float | None = None
+    memory: int | None = None
+
+
 class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
     """The parsed ``config.toml``."""
 
@@ -71,6 +119,8 @@ class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename
     disabled: tuple[str, ...] = ()
     policy: Policy = Policy()
     plugins: dict[str, dict[str, Any]] = {}
+    grants: dict[str, Grants] = {}
+    runtime: dict[str, RuntimeSettings] = {}
 
 
 def home_for(app: str, home: str | os.PathLike[str] | None = None) -> Path:
@@ -121,23 +171,45 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "<config>") -> Hos
                     f'e.g. [plugins."{plugin_id}"]',
                     table,
                 )
+    for section, struct in _PER_PLUGIN.items():
+        tables = raw.get(section)
+        if not isinstance(tables, Mapping):
+            continue
+        for plugin_id, table in tables.items():
+            try:
+                msgspec.convert(table, struct)
+            except msgspec.ValidationError as exc:
+                # msgspec names a key of this table only as "[...]": check each on its own.
+                inner = _translate(exc, table, source, struct)
+                where = f'{section}."{plugin_id}"' + (f".{inner.field}" if inner.field else "")
+                raise ConfigError(source, where, inner.problem, inner.value) from None
     try:
         return msgspec.convert(raw, HostConfig)
     except msgspec.ValidationError as exc:
         raise _translate(exc, raw, source) from None
 
 
-_STRUCT_AT: dict[str, type[msgspec.Struct]] = {"": HostConfig, "policy": Policy}
+_STRUCT_AT: dict[str, type[msgspec.Struct]] = {
+    "": HostConfig,
+    "policy": Policy,
+    "filesystem": FilesystemGrant,
+}
+_PER_PLUGIN: dict[str, type[msgspec.Struct]] = {"grants": Grants, "runtime": RuntimeSettings}
 
 
-def _translate(exc: msgspec.ValidationError, raw: Mapping[str, Any], source: str) -> ConfigError:
+def _translate(
+    exc: msgspec.ValidationError,
+    raw: Any,
+    source: str,
+    root: type[msgspec.Struct] = HostConfig,
+) -> ConfigError:
     text = str(exc)
     field = text.rsplit("`$", 1)[-1].rstrip("`").lstrip(".") if "`$" in text else ""
     problem = text.split(" - at ", 1)[0]
     unknown = re.match(r"Object contains unknown field `(?P<key>[^`]*)`", problem)
     if unknown:
         key = unknown.group("key")
-        struct = _STRUCT_AT.get(field)
+        struct = root if not field else _STRUCT_AT.get(field)
         known = sorted(f.encode_name for f in msgspec.structs.fields(struct)) if struct else []
         close = get_close_matches(key, known, n=1)
         hint = f'; did you mean "{close[0]}"?' if close else ""
@@ -168,7 +240,14 @@ def _value_at(raw: Mapping[str, Any], field: str) -> Any:
 
 
 # msgspec names JSON types; config.toml is TOML.
-_TYPE_NAMES = {"object": "table", "array": "list", "str": "string", "int": "integer"}
+_TYPE_NAMES = {
+    "object": "table",
+    "array": "list",
+    "str": "string",
+    "int": "integer",
+    "float | null": "a number",
+    "int | null": "an integer",
+}
 
 
 # ---------------------------------------------------------------- plugin config

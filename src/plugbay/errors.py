@@ -17,6 +17,9 @@ that says what went wrong and what to do about it.
     ├── HookSpecError           a hook declared or called wrongly, or an implementation that
     │                           does not fit its spec
     ├── HookCallError           a hook implementation raised or timed out
+    ├── PluginCallError         a call into an out-of-process plugin failed: an error answer,
+    │                           a deadline, a crash, a protocol violation
+    ├── PermissionDenied        a plugin lacks a permission the user has not granted
     └── StoreError              installing, removing, switching or verifying plugins failed
         ├── BundleError         a bundle that is unsafe, altered, truncated or not a bundle
         ├── SourceError         a source (folder, file, URL, git, requirements) cannot be used
@@ -162,6 +165,41 @@ class HookCallError(PluginError):
         text = str(error)
         what = f"{type(error).__name__}: {text}" if text else type(error).__name__
         super().__init__(f"hook {hook}: the implementation from {plugin_id} raised {what}")
+
+
+class PluginCallError(PluginError):
+    """A call into an out-of-process plugin failed.
+
+    ``cause`` says which way: ``"error"`` (the plugin answered with an error),
+    ``"deadline"``, ``"exited"``, ``"protocol"`` (it wrote a non-protocol line),
+    ``"handshake"``, ``"spawn"`` or ``"failed"`` (its restart budget is spent).
+    ``target`` is the contribution (``kind:name``) or protocol method called. ``detail``
+    holds the plugin's traceback, or the last lines of its stderr.
+    """
+
+    def __init__(
+        self, plugin_id: str, target: str, cause: str, reason: str, detail: str | None = None
+    ) -> None:
+        self.plugin_id = plugin_id
+        self.target = target
+        self.cause = cause
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{plugin_id}: {target}: {reason}")
+
+
+class PermissionDenied(PluginError):
+    """A plugin needs a permission (``kind``, ``value``) the user has not granted."""
+
+    def __init__(self, plugin_id: str, kind: str, value: str) -> None:
+        self.plugin_id = plugin_id
+        self.kind = kind
+        self.value = value
+        super().__init__(
+            f"{plugin_id}: permission {kind}={value} is not granted; grant it with "
+            f"`plugbay grant {plugin_id} {kind}={value}` (or in config.toml, "
+            f'[grants."{plugin_id}"])'
+        )
 
 
 class StoreError(PluginError):

@@ -182,6 +182,38 @@ def test_a_link_in_place_of_a_listed_file_is_modified(home: Path, installed: Pat
     assert doc["plugins"][0]["modified"] == ["tool/core.py"]
 
 
+def test_a_fifo_or_folder_in_place_of_a_listed_file_is_modified_without_hanging(
+    home: Path, installed: Path
+) -> None:
+    fifo = installed / "tool" / "core.py"
+    fifo.unlink()
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer without O_NONBLOCK
+    folder = installed / "tool" / "__init__.py"
+    folder.unlink()
+    folder.mkdir()
+
+    code, doc = verify_json(home)
+
+    assert code == 1
+    assert doc["plugins"][0]["modified"] == ["tool/__init__.py", "tool/core.py"]
+
+
+def test_a_large_file_is_hashed_in_chunks(home: Path, tmp_path: Path) -> None:
+    folder = write_plugin(tmp_path / "src", "acme.big", code={"data.bin": "x"})
+    (folder / "data.bin").write_bytes(os.urandom(3 << 20))  # three chunks of one MiB
+    Store(home).install([str(build_bundle(folder, tmp_path / "out"))])
+    data = home / "plugins" / "acme" / "big" / "1.0.0" / "data.bin"
+
+    assert verify_json(home)[0] == 0
+    with data.open("r+b") as f:  # one byte in the last chunk
+        f.seek((3 << 20) - 1)
+        f.write(b"\0" if f.read(1) != b"\0" else b"\1")
+
+    code, doc = verify_json(home)
+    assert code == 1
+    assert doc["plugins"][0]["modified"] == ["data.bin"]
+
+
 def test_a_linked_folder_is_extra_and_not_followed(
     home: Path, installed: Path, tmp_path: Path
 ) -> None:

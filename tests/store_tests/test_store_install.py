@@ -167,6 +167,15 @@ def test_install_a_folder_then_list_and_load(home: Path, src: Sources) -> None:
     assert any("acme.code" in line and "started" in line for line in loaded)
 
 
+def test_quiet_install_prints_nothing_but_installs(home: Path, tmp_path: Path) -> None:
+    folder = write_plugin(tmp_path / "src", "acme.hush")
+
+    result = plugbay(home, "install", "-q", str(folder))
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert (home / "plugins" / "acme" / "hush" / "active").read_text().strip() == "1.0.0"
+
+
 def test_install_with_dependencies_given_together(home: Path, src: Sources) -> None:
     app = src("acme.app", "1.0.0", {"acme.common": "^1.0"})
     common = src("acme.common", "1.2.0")

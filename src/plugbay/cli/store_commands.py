@@ -68,8 +68,8 @@ def _render(settings: Settings, outcome: Outcome, verb: str) -> int:
         return 0
     prefix = "would " if outcome.dry_run else ""
     for change in outcome.changes:
-        if change.action == "keep" and not settings.verbose:
-            continue
+        if settings.quiet or (change.action == "keep" and not settings.verbose):
+            continue  # -q: only errors (and warnings) are shown
         render.line(f"{prefix}{change}")
     if not any(c.action != "keep" for c in outcome.changes) and not settings.quiet:
         render.line(f"nothing to {verb}: everything asked for is already in place")

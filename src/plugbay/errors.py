@@ -28,6 +28,8 @@ that says what went wrong and what to do about it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 
 class PluginError(Exception):
     """Root of every error plugbay raises.
@@ -189,17 +191,41 @@ class PluginCallError(PluginError):
 
 
 class PermissionDenied(PluginError):
-    """A plugin needs a permission (``kind``, ``value``) the user has not granted."""
+    """A plugin needs a permission (``kind``, ``value``) the user has not granted.
 
-    def __init__(self, plugin_id: str, kind: str, value: str) -> None:
+    ``missing`` lists every permission missing, as ``(kind, value)`` pairs: the first is
+    ``kind``/``value``, then ``more``. The message names them all and the ``plugbay
+    grant`` command that grants them.
+    """
+
+    def __init__(
+        self,
+        plugin_id: str,
+        kind: str,
+        value: str,
+        more: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self.plugin_id = plugin_id
         self.kind = kind
         self.value = value
+        self.missing = [(kind, value), *more]
+        names = ", ".join(f"{k}={v}" for k, v in self.missing)
+        if len(self.missing) == 1:
+            what, them = f"permission {names} is", "it"
+        else:
+            what, them = f"permissions {names} are", "them"
         super().__init__(
-            f"{plugin_id}: permission {kind}={value} is not granted; grant it with "
-            f"`plugbay grant {plugin_id} {kind}={value}` (or in config.toml, "
+            f"{plugin_id}: {what} not granted; grant {them} with "
+            f"`{_grant_command(plugin_id, self.missing)}` (or in config.toml, "
             f'[grants."{plugin_id}"])'
         )
+
+
+def _grant_command(plugin_id: str, pairs: Iterable[tuple[str, str]]) -> str:
+    """``plugbay grant ID KIND=VALUE…``, quoted for a POSIX shell (``~`` and ``*`` too)."""
+    from shlex import quote
+
+    return " ".join(["plugbay", "grant", quote(plugin_id), *(quote(f"{k}={v}") for k, v in pairs)])
 
 
 class StoreError(PluginError):

@@ -16,6 +16,7 @@ from . import render
 if TYPE_CHECKING:
     from ..discovery import PluginRecord, Problem
     from ..host import Host, PluginStatus
+    from ..manifest import Manifest
     from ..plan import LoadPlan
     from .app import Settings
 
@@ -199,6 +200,7 @@ def info(settings: Settings, plugin_id: str) -> int:
             "env": list(m.permissions.env),
             "subprocess": m.permissions.subprocess,
         },
+        "grants": _grants_report(host, plugin_id, m),
         "python_dependencies": list(p.python_dependencies),
         "config": config,
         "config_error": config_error,
@@ -232,15 +234,7 @@ def info(settings: Settings, plugin_id: str) -> int:
         for kind, entries in m.contributes.items():
             for c in entries:
                 out(f"    {kind} {c.name}" + (f" — {c.summary}" if c.summary else ""))
-    perms = doc["permissions"]
-    asked = [
-        *(f"network {h}" for h in perms["network"]),
-        *(f"read {x}" for x in perms["filesystem"]["read"]),
-        *(f"write {x}" for x in perms["filesystem"]["write"]),
-        *(f"env {e}" for e in perms["env"]),
-        *(["subprocess"] if perms["subprocess"] else []),
-    ]
-    out("  permissions:  " + (", ".join(asked) or "none"))
+    _print_permissions(doc["grants"])
     if config_error is not None:
         out(f"  config:       invalid: {config_error}")
     elif config:
@@ -250,6 +244,38 @@ def info(settings: Settings, plugin_id: str) -> int:
         for key, value in config.items():
             out(f"    {key} = {json.dumps(value, ensure_ascii=False, default=str)}")
     return 0
+
+
+def _grants_report(host: Host, plugin_id: str, manifest: Manifest) -> dict[str, Any]:
+    """What the plugin asks for, each granted or not, and whether that is enforced."""
+    from ..security import Permissions, enforced, grant_command
+
+    report = Permissions(host.config).report(plugin_id, manifest.permissions)
+    missing = [(s.kind, s.value) for s in report if not s.granted]
+    return {
+        "enforced": enforced(manifest.plugin),
+        "asked": [{"kind": s.kind, "value": s.value, "granted": s.granted} for s in report],
+        "grant_command": grant_command(plugin_id, missing) if missing else None,
+    }
+
+
+def _print_permissions(grants: dict[str, Any]) -> None:
+    asked = grants["asked"]
+    if not asked:
+        render.line("  permissions:  none asked for")
+        return
+    how = (
+        "enforced: it loads only when all are granted"
+        if grants["enforced"]
+        else "not enforced: in-process plugins run with the host's rights"
+    )
+    render.line(f"  permissions:  ({how})")
+    width = max(len(f"{a['kind']}={a['value']}") for a in asked)
+    for a in asked:
+        state = "granted" if a["granted"] else "not granted"
+        render.line(f"    {a['kind'] + '=' + a['value']:<{width}}  {state}")
+    if grants["grant_command"]:
+        render.line(f"  grant with:   {grants['grant_command']}")
 
 
 def show_help(settings: Settings, name: str, kind: str | None) -> int:

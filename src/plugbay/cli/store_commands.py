@@ -47,7 +47,9 @@ def _progress(settings: Settings) -> Iterator[Callable[[str, int, int], None] | 
         yield update
 
 
-def _render(settings: Settings, outcome: Outcome, verb: str) -> int:
+def _render(
+    settings: Settings, outcome: Outcome, verb: str, extra: dict[str, Any] | None = None
+) -> int:
     if settings.json:
         render.emit_json(
             {
@@ -63,6 +65,7 @@ def _render(settings: Settings, outcome: Outcome, verb: str) -> int:
                     for c in outcome.changes
                 ],
                 "warnings": outcome.warnings,
+                **(extra or {}),
             }
         )
         return 0
@@ -99,9 +102,67 @@ def install(
         from ..store.requirements import read_requirements
 
         extra = [s for f in requirement_files for s in read_requirements(Path(f))]
+    store = _store(settings)
     with _progress(settings) as progress:
-        outcome = _store(settings).install(specs, requirements=extra, progress=progress, **options)
-    return _render(settings, outcome, "install")
+        outcome = store.install(specs, requirements=extra, progress=progress, **options)
+    asking = _permissions_asked(store, outcome)
+    code = _render(settings, outcome, "install", {"permissions": asking})
+    if not settings.json and not settings.quiet:
+        for plugin in asking:
+            if plugin["missing"]:
+                effect = (
+                    "it does not load until they are granted"
+                    if plugin["enforced"]
+                    else "not enforced: it runs in-process with the host's rights"
+                )
+                names = ", ".join(f"{m['kind']}={m['value']}" for m in plugin["missing"])
+                render.line(f"{plugin['id']} asks for permissions not granted: {names} ({effect})")
+                render.line(f"  grant them with: {plugin['grant_command']}")
+    return code
+
+
+def _permissions_asked(store: Store, outcome: Outcome) -> list[dict[str, Any]]:
+    """What each newly installed plugin asks for (those asking for anything), granted or not."""
+    from ..config import HostConfig, load_host_config
+    from ..errors import ConfigError
+    from ..security import Permissions, enforced, grant_command
+
+    fresh = {
+        (c.id, c.version)
+        for c in outcome.changes
+        if c.action in ("install", "reinstall") and not outcome.dry_run
+    }
+    if not fresh:
+        return []
+    try:
+        config = load_host_config(store.layout.config)
+    except ConfigError as exc:
+        # The install is done; a broken config only hides which permissions are granted.
+        outcome.warnings.append(f"cannot tell which permissions are granted: {exc}")
+        config = HostConfig()
+    permissions = Permissions(config)
+    out = []
+    for plugin_id, versions in sorted(store.installed().items()):
+        for c in versions:
+            if (plugin_id, c.version) not in fresh:
+                continue
+            report = permissions.report(plugin_id, c.manifest.permissions)
+            if not report:
+                continue
+            missing = [(s.kind, s.value) for s in report if not s.granted]
+            out.append(
+                {
+                    "id": plugin_id,
+                    "version": c.version,
+                    "enforced": enforced(c.manifest.plugin),
+                    "asked": [
+                        {"kind": s.kind, "value": s.value, "granted": s.granted} for s in report
+                    ],
+                    "missing": [{"kind": k, "value": v} for k, v in missing],
+                    "grant_command": grant_command(plugin_id, missing) if missing else None,
+                }
+            )
+    return out
 
 
 def remove(settings: Settings, refs: list[str], *, force: bool, dry_run: bool) -> int:

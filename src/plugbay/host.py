@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .commands import ActivityLock, Authorizer, CommandInfo, refusals, sanitize_args
 from .config import (
@@ -38,13 +38,20 @@ from .errors import (
     ContributionNotFound,
     LoadError,
     LoadTimeout,
+    PermissionDenied,
     PlanError,
+    PluginCallError,
     RegistryError,
 )
 from .hooks import HookCallError, HookImpl, Hooks, HookSpecError
 from .manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_from_mapping
 from .plan import LoadPlan, plan
 from .registry import Handle, Registry
+
+if TYPE_CHECKING:
+    from .runtimes.exec import ExecRuntime
+    from .runtimes.exec_proxy import OutOfProcessPlugin
+    from .security import Permissions
 
 __all__ = ["Health", "Host", "LifecycleEvent", "PluginState", "PluginStatus", "home_for"]
 
@@ -75,10 +82,13 @@ _UNAVAILABLE = frozenset({PluginState.FAILED, PluginState.BLOCKED, PluginState.D
 class LifecycleEvent:
     """Sent to listeners added with :meth:`Host.on`."""
 
-    name: str  # host_start, host_stop, plugin_loaded, plugin_failed, plugin_unloaded
+    name: str  # host_start, host_stop, plugin_loaded, plugin_failed, plugin_unloaded,
+    # plugin_event (an out-of-process plugin's "event" notification)
     plugin_id: str | None = None
     state: PluginState | None = None
     reason: str | None = None
+    #: plugin_event only: ``{"name": …, "data": …}`` as the plugin sent them
+    data: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +205,8 @@ class Host:
         self._plan: LoadPlan | None = None
         self._problems: list[Problem] = []
         self._runtime: Any = None
+        self._exec: ExecRuntime | None = None  # made for the first out-of-process plugin
+        self._permissions: tuple[HostConfig, Permissions] | None = None
         self._started = False
         self._stopping = False
         self.timings_ms: dict[str, float] = {}
@@ -208,6 +220,20 @@ class Host:
         if self._config is None:
             self._config = load_host_config(self.home / "config.toml")
         return self._config
+
+    @property
+    def permissions(self) -> Permissions:
+        """What the user granted each plugin (``[grants]`` of ``config.toml``).
+
+        ``host.permissions.check(plugin_id, kind, value)`` raises PermissionDenied unless
+        it is granted; out-of-process plugins are refused at load when they lack one.
+        """
+        config = self.config
+        if self._permissions is None or self._permissions[0] is not config:
+            from .security import Permissions
+
+            self._permissions = (config, Permissions(config))
+        return self._permissions[1]
 
     def add_search_path(self, path: str | os.PathLike[str]) -> None:
         """Search ``path`` too, with the highest precedence (after config paths)."""
@@ -420,6 +446,9 @@ class Host:
                     if self._runtime is not None:
                         self._runtime.close()
                         self._runtime = None
+                    if self._exec is not None:
+                        self._exec.close()
+                        self._exec = None
                     self._started = False
         finally:
             self._stopping = False
@@ -652,10 +681,23 @@ class Host:
         """
         record = slot.record
         assert record is not None
+        remote = _runs_out_of_process(record)
         for impl in self.hooks.implementations_of(slot.id):
             if impl.function is not None:
                 continue
             entry = impl.entry  # its own entry, not one looked up by hook name
+            if remote:
+                if impl.wrapper:
+                    raise LoadError(
+                        slot.id,
+                        "register",
+                        f"hook {impl.hook} is declared wrapper = true; a plugin that runs out "
+                        "of process cannot implement wrappers (they yield to the other "
+                        "implementations in the host)",
+                    )
+                impl.function = obj.hook(impl.hook)
+                self.hooks.check(impl)  # it takes **kwargs, so it fits any spec
+                continue
             if entry is not None:
                 fn = self._call(
                     slot, f"import hook {impl.hook}", self._runtime.import_entry, record, entry
@@ -826,6 +868,9 @@ class Host:
         slot = self._slots[handle.plugin_id]
         if handle.loaded:  # register() supplied it while the plugin loaded
             return handle._value
+        if slot.record is not None and _runs_out_of_process(slot.record):
+            proxy = slot.obj.contribution(handle.kind, handle.name)
+            return self._checked(handle.kind, handle.name, handle.plugin_id, proxy)
         if handle.entry is None:
             raise RegistryError(
                 f"{handle.plugin_id}: {handle.kind} {handle.name!r} has no entry in the manifest "
@@ -901,24 +946,29 @@ class Host:
         record = slot.record
         assert record is not None
         p = record.manifest.plugin
-        if p.runtime != "python" or p.isolation != "none":
+        remote = _runs_out_of_process(record)
+        if p.runtime != "python" and not remote:
             raise LoadError(
                 slot.id,
                 "load",
-                f"runtime {p.runtime!r}"
-                + (f" with isolation {p.isolation!r}" if p.isolation != "none" else "")
-                + " is not available in this version of plugbay",
+                f"runtime {p.runtime!r} is not available in this version of plugbay",
             )
         try:
             slot.config = self.plugin_config(slot.id)
         except ConfigError as exc:  # its message names the field and never a secret value
             reason = str(exc).removeprefix(f"config of {slot.id}: ")
             raise LoadError(slot.id, "config", reason) from None
-        obj = self._builtin_objects.get(slot.id)
-        if obj is None and p.entry is not None:
-            obj = self._call(slot, "import", self._runtime.import_entry, record, p.entry)
-        if isinstance(obj, type):
-            obj = self._call(slot, "import", obj)
+        step_timeout: float | None = None
+        if remote:
+            proxy = self._spawn(slot)
+            obj: Any = proxy
+            step_timeout = max(self.load_timeout, proxy.step_timeout)
+        else:
+            obj = self._builtin_objects.get(slot.id)
+            if obj is None and p.entry is not None:
+                obj = self._call(slot, "import", self._runtime.import_entry, record, p.entry)
+            if isinstance(obj, type):
+                obj = self._call(slot, "import", obj)
         slot.obj = obj
         self._set(slot, PluginState.LOADED)
         if obj is None:
@@ -938,7 +988,7 @@ class Host:
         self._bind_hooks(slot, obj)
         init = getattr(obj, "init", None)
         if init is not None:
-            self._call(slot, "init", init, self._context(slot))
+            self._call(slot, "init", init, self._context(slot), timeout=step_timeout)
         self._set(slot, PluginState.INITIALIZED)
         start = getattr(obj, "start", None)
         if start is not None:
@@ -946,6 +996,94 @@ class Host:
         self._set(slot, PluginState.STARTED)
         _log.info("plugin started", extra={"plugin_id": slot.id})
         events.append(LifecycleEvent("plugin_loaded", slot.id, slot.state))
+
+    def _spawn(self, slot: _Slot) -> OutOfProcessPlugin:
+        """Check grants, start an out-of-process plugin's child and handshake with it."""
+        record = slot.record
+        assert record is not None
+        try:
+            self.permissions.require(slot.id, record.manifest.permissions)
+        except PermissionDenied as exc:
+            raise LoadError(slot.id, "permissions", str(exc).removeprefix(f"{slot.id}: ")) from None
+        from .runtimes.exec import ExecSettings, Supervisor, command_for
+        from .runtimes.exec_proxy import OutOfProcessPlugin
+        from .security import child_environment
+
+        grants = self.permissions.granted(slot.id)
+        p = record.manifest.plugin
+        folder = Path(record.path)
+        argv, extra = command_for(
+            slot.id,
+            record.version,
+            folder,
+            self.home,
+            runtime=p.runtime,
+            entry=p.entry,
+            platforms=p.platforms,
+            platform=current_platform(),
+            path=os.environ.get("PATH"),
+        )
+        with self._lock:
+            if self._exec is None:
+                from .runtimes.exec import ExecRuntime
+
+                self._exec = ExecRuntime()
+            runtime = self._exec
+        generation = slot.generation
+        supervisor = Supervisor(
+            runtime,
+            slot.id,
+            plugin_dir=folder,
+            argv=argv,
+            env=child_environment(grants, os.environ, extra),
+            settings=ExecSettings.from_config(self.config.runtime.get(slot.id)),
+            log_path=self.home / "logs" / "plugins" / f"{slot.id}.log",
+            logger=_log.getChild(slot.id),
+            on_failed=lambda error: self._out_of_process_failed(slot, generation, error),
+            on_event=lambda name, data: self._emit(
+                LifecycleEvent("plugin_event", slot.id, data={"name": name, "data": data})
+            ),
+        )
+        runtime.add(supervisor)
+        proxy = OutOfProcessPlugin(
+            supervisor,
+            record.manifest,
+            plugin_dir=folder,
+            host=self.info,
+            grants=grants,
+            health_timeout=self.health_timeout,
+        )
+        t0 = time.perf_counter()
+        try:
+            proxy.spawn()
+        except PluginCallError as exc:
+            runtime.unload(slot.id)
+            step = "spawn" if exc.cause == "spawn" else "handshake"
+            raise _detailed(LoadError(slot.id, step, exc.reason), exc.detail) from None
+        finally:
+            slot.timings_ms["spawn"] = (time.perf_counter() - t0) * 1e3
+        return proxy
+
+    def _out_of_process_failed(self, slot: _Slot, generation: int, error: PluginCallError) -> None:
+        """An out-of-process plugin spent its restart budget: mark it failed, like a plugin
+        whose start failed (runs on the exec runtime's callback thread)."""
+        events: list[LifecycleEvent] = []
+        with slot.lock:
+            if slot.generation != generation or slot.state is not PluginState.STARTED:
+                return  # stopped, failed or restarted meanwhile
+            self._fail(
+                slot, _detailed(LoadError(slot.id, "run", error.reason), error.detail), events
+            )
+        for event in events:
+            self._emit(event)
+
+    def _unload(self, record: PluginRecord) -> None:
+        """Unload a plugin's code: forget its modules, or end its process."""
+        if _runs_out_of_process(record):
+            if self._exec is not None:
+                self._exec.unload(record.id)
+        elif self._runtime is not None:
+            self._runtime.unload(record)
 
     def _context(self, slot: _Slot) -> PluginContext:
         assert slot.record is not None
@@ -1040,8 +1178,8 @@ class Host:
         _log.warning("plugin failed: %s", slot.reason, extra={"plugin_id": slot.id})
         self.registry.remove_plugin(slot.id)
         self.hooks.remove_plugin(slot.id)
-        if slot.record is not None and self._runtime is not None:
-            self._runtime.unload(slot.record)
+        if slot.record is not None:
+            self._unload(slot.record)
         self._block_dependents(slot.id)
         events.append(LifecycleEvent("plugin_failed", slot.id, slot.state, slot.reason))
 
@@ -1103,8 +1241,8 @@ class Host:
             slot.generation += 1
             self.registry.remove_plugin(plugin_id)
             self.hooks.remove_plugin(plugin_id)
-            if slot.record is not None and self._runtime is not None:
-                self._runtime.unload(slot.record)
+            if slot.record is not None:
+                self._unload(slot.record)
             self._set(slot, after)
         self._emit(LifecycleEvent("plugin_unloaded", plugin_id, after))
 
@@ -1142,7 +1280,9 @@ class Host:
                 outcome["value"] = value
             except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin is its failure
                 outcome["error"] = exc
-                outcome["detail"] = traceback.format_exc()
+                # An out-of-process plugin's own traceback or stderr says more than ours.
+                remote = exc.detail if isinstance(exc, PluginCallError) else None
+                outcome["detail"] = remote or traceback.format_exc()
             finally:
                 slot.workers.discard(ident)
                 done.set()
@@ -1256,6 +1396,12 @@ def _finish_interrupted_change(home: Path) -> None:
     recover_pending(Layout(home))
 
 
+def _runs_out_of_process(record: PluginRecord) -> bool:
+    """Whether the plugin runs in a child process (exec, or isolated Python)."""
+    p = record.manifest.plugin
+    return p.runtime == "exec" or (p.runtime == "python" and p.isolation == "process")
+
+
 def _is_generator_function(fn: Any) -> bool:
     code = getattr(getattr(fn, "__func__", fn), "__code__", None)
     return code is not None and bool(code.co_flags & 0x20)  # CO_GENERATOR
@@ -1309,6 +1455,8 @@ def _stack_of(ident: int | None, step: str, limit: float) -> str | None:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, PluginCallError):
+        return exc.reason  # the plugin and the step are named by the caller
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r})"
     text = str(exc)

@@ -289,6 +289,14 @@ def command_group(
 
     _add_store_commands(group, options)
 
+    from .grant_commands import add_grant_commands  # grant, revoke
+
+    add_grant_commands(group, options, _run)
+
+    from .protocol_commands import add_protocol_commands  # protocol-check
+
+    add_protocol_commands(group, options, _run)
+
     @group.command(
         "run",
         context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -26,7 +26,13 @@ from .layout import InstalledVersion, Layout, Receipt
 from .pydeps import Pip, PythonDependencies, plan_python_dependencies, pydeps_dir
 from .sources import Artifact, Artifacts, Candidate, Requested, Source, parse_spec
 from .transaction import Transaction, locked, recover_pending
+from .venvs import IsolatedEnvironments, is_isolated, plan_isolated, venv_dir
 from .verify import VerifyReport, verify
+
+if TYPE_CHECKING:
+    from tomlkit import TOMLDocument
+
+    from .grants import GrantOutcome
 
 __all__ = ["Change", "Outcome", "Store"]
 
@@ -39,7 +45,8 @@ class Change:
 
     For ``install`` and ``reinstall``, ``previous`` is the version active before and
     ``active`` says whether the new version becomes the active one (``--no-activate``
-    installs beside it).
+    installs beside it). ``isolated``: the version gets a virtual environment of its own
+    (``isolation = "process"``, see :mod:`.venvs`).
     """
 
     action: Action
@@ -48,6 +55,7 @@ class Change:
     previous: str | None = None
     source: str | None = None
     active: bool = True
+    isolated: bool = False
 
     def __str__(self) -> str:
         what = f"{self.id} {self.version}" if self.version else self.id
@@ -58,6 +66,8 @@ class Change:
         if self.action not in ("install", "reinstall"):
             return f"{self.action} {what}"
         text = f"{self.action} {what}" + (f" from {self.source}" if self.source else "")
+        if self.isolated:
+            text += " in a virtual environment of its own"
         if self.previous and self.previous != self.version:
             text += (
                 f" (active instead of {self.previous})"
@@ -240,9 +250,11 @@ class Store:
             progress=options.progress,
         )
         outcome.warnings += python_deps.warnings
+        # Isolated plugins get a venv each (see .venvs); bad requirements are refused here.
+        isolated = plan_isolated(chosen, python_deps.pip, progress=options.progress)
         if options.dry_run or all(c.action == "keep" for c in changes):
             return outcome
-        self._commit_install(changes, chosen, options.progress, python_deps)
+        self._commit_install(changes, chosen, options.progress, python_deps, isolated)
         return outcome
 
     def _commit_install(
@@ -251,6 +263,7 @@ class Store:
         chosen: dict[str, Candidate],
         progress: Progress | None,
         python_deps: PythonDependencies,
+        isolated: IsolatedEnvironments,
     ) -> None:
         txn = Transaction(self.layout)
         try:
@@ -260,7 +273,7 @@ class Store:
                     progress("installing", n, len(work))
                 assert change.version is not None
                 if change.action in ("install", "reinstall"):
-                    self._stage_version(txn, chosen[change.id], change, python_deps)
+                    self._stage_version(txn, chosen[change.id], change, python_deps, isolated)
                 if change.active:
                     txn.write(self.layout.active_file(change.id), change.version.encode())
             _bump_generation(txn, self.layout)
@@ -270,7 +283,12 @@ class Store:
             raise
 
     def _stage_version(
-        self, txn: Transaction, cand: Candidate, change: Change, python_deps: PythonDependencies
+        self,
+        txn: Transaction,
+        cand: Candidate,
+        change: Change,
+        python_deps: PythonDependencies,
+        isolated: IsolatedEnvironments,
     ) -> None:
         assert cand.source is not None
         assert change.version is not None
@@ -285,6 +303,7 @@ class Store:
             ) from None
         txn.move(staged, self.layout.version_dir(change.id, change.version))
         pins = python_deps.stage(txn, self.layout, cand.id, cand.version)  # see .pydeps
+        pins += isolated.stage(txn, self.layout, cand)  # isolation = "process": see .venvs
         receipt = Receipt(
             cand.id,
             cand.version,
@@ -342,9 +361,11 @@ class Store:
                     for version in sorted(versions):
                         txn.delete(self.layout.receipt_path(pid, version))
                         txn.delete(pydeps_dir(self.layout, pid, version))  # see .pydeps
+                        txn.delete(venv_dir(self.layout.home, pid, version))  # see .venvs
                     if not after[pid]:
                         txn.delete(self.layout.plugin_dir(pid))
                         txn.delete(pydeps_dir(self.layout, pid))
+                        txn.delete(venv_dir(self.layout.home, pid))
                         continue
                     for version in sorted(versions):
                         txn.delete(self.layout.version_dir(pid, version))
@@ -394,35 +415,43 @@ class Store:
 
     def set_enabled(self, plugin_id: str, enabled: bool) -> Outcome:
         """Remove ``plugin_id`` from, or add it to, ``disabled`` in ``config.toml``."""
-        import tomlkit
+        from .grants import edit_config
 
-        with locked(self.layout):
-            path = self.layout.config
-            try:
-                doc = (
-                    tomlkit.parse(path.read_text("utf-8")) if path.exists() else tomlkit.document()
-                )
-            except (OSError, UnicodeDecodeError, tomlkit.exceptions.ParseError) as exc:
-                raise StoreError(f"{path} cannot be read: {exc}; fix it first") from None
+        outcome = Outcome()
+        action: Action = "enable" if enabled else "disable"
+
+        def edit(doc: TOMLDocument) -> bool:
             disabled = [str(x) for x in doc.get("disabled", [])]
             changed = (plugin_id in disabled) == enabled
-            if enabled:
-                disabled = [x for x in disabled if x != plugin_id]
-            elif plugin_id not in disabled:
-                disabled.append(plugin_id)
-            outcome = Outcome()
-            action: Action = "enable" if enabled else "disable"
             outcome.changes.append(Change(action if changed else "keep", plugin_id, None))
             if not changed:
-                return outcome
+                return False
+            if enabled:
+                disabled = [x for x in disabled if x != plugin_id]
+            else:
+                disabled.append(plugin_id)
             if disabled:
                 doc["disabled"] = sorted(disabled)
             elif "disabled" in doc:
                 del doc["disabled"]
-            txn = Transaction(self.layout)
-            txn.write(path, tomlkit.dumps(doc).encode("utf-8"))
-            txn.commit()
-            return outcome
+            return True
+
+        edit_config(self.layout, edit)
+        return outcome
+
+    def grant(self, plugin_id: str, pairs: Sequence[tuple[str, str]]) -> GrantOutcome:
+        """Grant ``(kind, value)`` permissions in ``config.toml``; see :mod:`.grants`."""
+        from .grants import grant
+
+        return grant(self.layout, plugin_id, pairs)
+
+    def revoke(
+        self, plugin_id: str, patterns: Sequence[tuple[str, str | None]] = ()
+    ) -> GrantOutcome:
+        """Revoke permissions (all of them, without ``patterns``); see :mod:`.grants`."""
+        from .grants import revoke
+
+        return revoke(self.layout, plugin_id, patterns)
 
 
 # ---------------------------------------------------------------- helpers
@@ -564,7 +593,17 @@ def _changes(
             reinstall = any(c.version == cand.version for c in versions)
             becomes_active = becomes_active or active == cand.version
             action: Action = "reinstall" if reinstall else "install"
-            changes.append(Change(action, pid, cand.version, active, cand.origin, becomes_active))
+            changes.append(
+                Change(
+                    action,
+                    pid,
+                    cand.version,
+                    active,
+                    cand.origin,
+                    becomes_active,
+                    isolated=is_isolated(cand.manifest),
+                )
+            )
         elif active != cand.version and becomes_active:
             changes.append(Change("switch", pid, cand.version, active))
         else:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .sources import Candidate
     from .transaction import Transaction
 
-__all__ = ["Pip", "PythonDependencies", "plan_python_dependencies", "pydeps_dir"]
+__all__ = ["Pip", "PythonDependencies", "dies_with_us", "plan_python_dependencies", "pydeps_dir"]
 
 _log = logging.getLogger("plugbay.store.pydeps")
 
@@ -100,6 +100,7 @@ class Pip:
             text=True,
             errors="replace",
             env=env,
+            preexec_fn=dies_with_us(),  # noqa: PLW1509 - only prctl and getppid: no locks
         ) as proc:
             try:
                 assert proc.stdout is not None
@@ -117,6 +118,33 @@ class Pip:
                 f"cannot {why}: pip failed: {_reason(tail)}; nothing was changed "
                 "(run with -v to see pip's output)"
             )
+
+
+def dies_with_us() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child killed when this process dies (Linux), else None.
+
+    A plugbay killed with kill -9 must not leave pip writing into a staging folder that
+    the next command discards. pip's own children (``pip --python`` runs a second pip
+    under the venv's interpreter) end at their next write to the closed output pipe.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        # Runs in the child between fork and exec: no imports, no allocations to speak of.
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # we died before the line above took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
 
 
 def _reason(lines: Iterable[str]) -> str:
@@ -346,7 +374,9 @@ def _declared(cand: Candidate) -> tuple[Requirement, ...]:
 
 
 def _installed(layout: Layout, cand: Candidate) -> _Plugin:
-    receipt = layout.read_receipt(cand.id, cand.version)
+    # An isolated plugin's receipt pins what its own venv holds: nothing it shares with
+    # the host or with in-process plugins (it exchanges JSON with them, not objects).
+    receipt = layout.read_receipt(cand.id, cand.version) if _in_process(cand) else None
     copies: dict[str, str] = {}
     for pin in receipt.python_dependencies if receipt else ():
         name, _, version = pin.partition("==")

@@ -6,6 +6,9 @@ FILES.json is therefore caught by the receipt.
 
 Python's own ``__pycache__/*.pyc`` files, written when the plugin is imported, are not
 reported as extra; anything else found beside the listed files is.
+
+An isolated Python plugin (``isolation = "process"``) must also have its virtual
+environment, with an interpreter that still exists (see :mod:`.venvs`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -123,6 +127,7 @@ def _verify_one(layout: Layout, plugin_id: str, version: str, folder: Path) -> V
         return report
     if hashlib.sha256(files_bytes).hexdigest() != mfile.files_sha256:
         report.modified.append(FILES_JSON)
+    _verify_venv(layout, report, mfile.manifest, folder)
     listed = set()
     base = os.fspath(folder) + os.sep
     for entry in files:
@@ -176,6 +181,23 @@ def _check_file(path: str, size: int, sha256: str) -> str | None:
     finally:
         os.close(fd)
     return None if digest.hexdigest() == sha256 else "modified"
+
+
+def _verify_venv(
+    layout: Layout, report: VerifyReport, manifest: dict[str, Any], folder: Path
+) -> None:
+    """An isolated Python plugin needs its virtual environment (see :mod:`.venvs`)."""
+    plugin = manifest.get("plugin")
+    if not isinstance(plugin, dict):
+        return
+    if plugin.get("runtime", "python") != "python" or plugin.get("isolation") != "process":
+        return
+    from .venvs import reinstall_command, venv_problem
+
+    problem = venv_problem(layout.home, report.id, report.version)
+    if problem is not None:
+        command = reinstall_command(layout.home, report.id, report.version, folder)
+        report.errors.append(f"{problem} (reinstall it: {command})")
 
 
 def _files_under(folder: Path) -> list[str]:

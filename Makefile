@@ -38,6 +38,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/discovery/run.py
 	$(BIN)/python benchmarks/hooks/run.py
 	$(BIN)/python benchmarks/install/run.py
+	$(BIN)/python benchmarks/exec/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -467,7 +467,15 @@ class _Child:
         self._ids = itertools.count(1)
         self._closed = False
         self._partial = b""
-        self._writes: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        # Writes: straight from the calling thread while the pipe takes them (no thread
+        # switch on a call's path); what a full pipe refuses waits in the backlog, which
+        # the stdin thread drains in order. Its lock also orders the direct writes.
+        self._wcond = threading.Condition(threading.Lock())
+        self._backlog: deque[bytes] = deque()
+        self._wclosing = False
+        self._wbroken = False
+        if proc.stdin is not None:
+            os.set_blocking(proc.stdin.fileno(), False)
         self._stderr_thread = threading.Thread(
             target=self._drain_stderr, name=f"plugbay {sup.plugin_id} stderr", daemon=True
         )
@@ -550,21 +558,47 @@ class _Child:
         if timeout is not None:
             when = time.monotonic() + timeout
             pending.deadline = self.sup.runtime.scheduler.at(when, lambda: self._deadline(rid))
-        future.add_done_callback(lambda _: self._settled(rid, pending))
-        self._writes.put(line)
+        # The callback holds no reference to ``pending`` (which holds the future): no
+        # reference cycle per call, so calls leave no garbage for the cycle collector.
+        deadline = pending.deadline
+        future.add_done_callback(lambda done: self._settled(rid, deadline, done))
+        self._send(line)
         return future
 
     def notify(self, method: str, params: Mapping[str, Any]) -> None:
         if not self._closed:
-            self._writes.put(_encode({"jsonrpc": "2.0", "method": method, "params": params}))
+            self._send(_encode({"jsonrpc": "2.0", "method": method, "params": params}))
 
     def close_stdin(self) -> None:
-        self._writes.put(None)
+        """Close the child's stdin once everything sent before is written."""
+        with self._wcond:
+            self._wclosing = True
+            self._wcond.notify()
 
-    def _settled(self, rid: int, pending: _Pending) -> None:
-        if pending.deadline is not None:
-            self.sup.runtime.scheduler.cancel(pending.deadline)
-        if pending.future.cancelled():  # an awaiting task was cancelled: tell the child
+    def _send(self, data: bytes) -> None:
+        with self._wcond:
+            if self._wclosing or self._wbroken:
+                return  # it is going: the reader reports how it ended
+            if not self._backlog:
+                stdin = self.proc.stdin
+                assert stdin is not None
+                try:
+                    written = os.write(stdin.fileno(), data)
+                except BlockingIOError:
+                    written = 0
+                except (OSError, ValueError):
+                    self._wbroken = True  # it closed its stdin; the reader sees it end
+                    return
+                if written == len(data):
+                    return
+                data = data[written:]
+            self._backlog.append(data)
+            self._wcond.notify()
+
+    def _settled(self, rid: int, deadline: list[Any] | None, future: Future[Any]) -> None:
+        if deadline is not None:
+            self.sup.runtime.scheduler.cancel(deadline)
+        if future.cancelled():  # an awaiting task was cancelled: tell the child
             with self._lock:
                 self._pending.pop(rid, None)
             self.notify("$/cancel", {"id": rid})
@@ -602,23 +636,34 @@ class _Child:
     # ---- threads
 
     def _write(self) -> None:
+        """Drain the backlog a full pipe left, in order; close stdin when asked."""
         stdin = self.proc.stdin
         assert stdin is not None
         fd = stdin.fileno()
-        broken = False
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
         while True:
-            data = self._writes.get()
-            if data is None:
-                break
-            if broken:
-                continue  # keep taking lines until told to stop, so nobody blocks
-            view = memoryview(data)
+            with self._wcond:
+                while not self._backlog and not self._wclosing:
+                    self._wcond.wait()
+                if not self._backlog or self._wbroken:
+                    break
+                data = self._backlog[0]
+            poller.poll(_POLL_MS)
             try:
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                written = os.write(fd, data)
+            except BlockingIOError:
+                continue
             except OSError:
-                broken = True  # it closed its stdin; the reader sees it end
+                with self._wcond:
+                    self._wbroken = True  # it closed its stdin; the reader sees it end
+                    self._backlog.clear()
+                continue
+            with self._wcond:
+                if written == len(data):
+                    self._backlog.popleft()
+                else:
+                    self._backlog[0] = data[written:]
         with contextlib.suppress(OSError):  # a broken pipe on close: it is gone already
             stdin.close()
 
@@ -734,7 +779,7 @@ class _Child:
             if not isinstance(method, str):
                 raise _Violation(f"wrote a non-protocol line: {_quote(line)}")
             if "id" in message:  # the host answers no requests from its plugins
-                self._writes.put(
+                self._send(
                     _encode(
                         {
                             "jsonrpc": "2.0",
@@ -810,7 +855,7 @@ class _Child:
         with self._lock:
             self._closed = True
             pending, self._pending = self._pending, {}
-        self._writes.put(None)
+        self.close_stdin()
         if proc.stdout is not None:
             with contextlib.suppress(OSError):  # closing a pipe of a dead process
                 proc.stdout.close()

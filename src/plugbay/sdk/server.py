@@ -348,6 +348,11 @@ class _Workers:
                 threading.Thread(target=self._work, name=name, daemon=True).start()
         self._jobs.put(job)
 
+    def can_take(self) -> bool:
+        """Whether a job submitted now finds an idle thread or room for a new one."""
+        with self._lock:
+            return self._queued < self._idle or self._threads < self._limit
+
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
@@ -375,6 +380,8 @@ class Server:
         self._initialized = False
         self._stopping = threading.Lock()
         self._parent: tuple[int, str | None] = (0, None)  # our parent at start, the host's pid
+        self._reader: Any = None
+        self._finished = threading.Event()  # stdin ended or shutdown answered
 
     # -- the whole life --------------------------------------------------------------
 
@@ -412,8 +419,12 @@ class Server:
             return 1
         self._provider.started(self)
         threading.Thread(target=self._watch_parent, name="plugbay.sdk parent", daemon=True).start()
-        with reader:
-            self._read(reader)
+        self._reader = reader
+        # The main thread only waits: a reader runs calls itself, and a call still running
+        # when stdin ends must not keep the process from exiting.
+        self._workers.submit(self._read)
+        self._finished.wait()
+        reader.close()
         return 0
 
     def _take_stdio(self) -> Any:
@@ -440,11 +451,19 @@ class Server:
                 pass
         return open(in_fd, "rb", buffering=64 * 1024)
 
-    def _read(self, reader: Any) -> None:
+    def _read(self) -> None:
+        """Read and dispatch messages until stdin ends or ``shutdown`` is answered.
+
+        One thread at a time reads. An ``invoke`` is run by the thread that read it, after
+        it hands the reading on to a worker: the call's path has no thread switch, and a
+        reader stays free for ``$/cancel`` and the next request.
+        """
+        reader = self._reader
         while True:
             line = reader.readline()
             if not line:  # end of stdin: the host wants us gone
                 self._stop_quietly()
+                self._finished.set()
                 return
             if not line.strip():
                 continue
@@ -468,30 +487,39 @@ class Server:
                 continue
             if method == "shutdown":
                 self._shutdown(request_id)
+                self._finished.set()
                 return
-            self._request(request_id, method, message.get("params"))
+            inline = self._request(request_id, method, message.get("params"))
+            if inline is not None:
+                self._workers.submit(self._read)  # the next reader
+                inline()
+                return
 
     # -- requests --------------------------------------------------------------------
 
-    def _request(self, request_id: int | str, method: Any, params: Any) -> None:
+    def _request(
+        self, request_id: int | str, method: Any, params: Any
+    ) -> Callable[[], None] | None:
+        """Answer or start one request; an ``invoke`` the reading thread may run itself
+        comes back as a function to call (after the reading is handed on)."""
         if not isinstance(method, str):
             self._send_error(request_id, ERR_INVALID_REQUEST, "method must be a string")
-            return
+            return None
         if params is None:
             params = {}
         if not isinstance(params, dict):
             self._send_error(
                 request_id, ERR_INVALID_PARAMS, f"params of {method} must be an object"
             )
-            return
+            return None
         if method == "initialize":
             if self._initializing:
                 self._send_error(request_id, ERR_INVALID_REQUEST, "initialize was already sent")
-                return
+                return None
             self._initializing = True
             self._start(Call(request_id, method), "", lambda: self._initialize(params))
         elif method == "invoke":
-            self._invoke(request_id, params)
+            return self._invoke(request_id, params)
         elif method == "health":
             self._start(Call(request_id, method), "", self._provider.health)
         else:
@@ -501,6 +529,7 @@ class Server:
                 f"unknown method {method!r} (this plugin answers initialize, invoke, health, "
                 "shutdown)",
             )
+        return None
 
     def _initialize(self, params: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -511,14 +540,14 @@ class Server:
         self._initialized = True  # before the answer: the host may invoke the moment it reads it
         return result
 
-    def _invoke(self, request_id: int | str, params: dict[str, Any]) -> None:
+    def _invoke(self, request_id: int | str, params: dict[str, Any]) -> Callable[[], None] | None:
         if not self._initialized:
             self._send_error(
                 request_id,
                 ERR_NOT_INITIALIZED,
                 "not initialized: send initialize and wait for its answer before invoke",
             )
-            return
+            return None
         contribution = params.get("contribution")
         method = params.get("method")
         args = params.get("args", [])
@@ -537,7 +566,7 @@ class Server:
             problem = f'"kwargs" must be an object, not {kwargs!r}'
         if problem is not None:
             self._send_error(request_id, ERR_INVALID_PARAMS, f"invoke: {problem}")
-            return
+            return None
         target = f"{contribution}.{method}" if method else str(contribution)
         provider = self._provider
 
@@ -560,9 +589,13 @@ class Server:
                 result = exc.code if isinstance(exc.code, int) or exc.code is None else 1
             return provider.finish(kind, result)
 
-        self._start(Call(request_id, "invoke", target), target, job)
+        return self._start(Call(request_id, "invoke", target), target, job, inline=True)
 
-    def _start(self, call: Call, target: str, job: Callable[[], Any]) -> None:
+    def _start(
+        self, call: Call, target: str, job: Callable[[], Any], *, inline: bool = False
+    ) -> Callable[[], None] | None:
+        """Register ``call`` and run ``job`` for it on a worker; with ``inline`` (and a
+        worker free to take over the reading) give it back to run on this thread."""
         with self._calls_lock:
             if call.id in self._calls:
                 duplicate = True
@@ -573,8 +606,11 @@ class Server:
             self._send_error(
                 call.id, ERR_INVALID_REQUEST, f"request id {call.id} is already in use"
             )
-            return
+            return None
+        if inline and self._workers.can_take():
+            return lambda: self._execute(call, target, job)
         self._workers.submit(lambda: self._execute(call, target, job))
+        return None
 
     def _execute(self, call: Call, target: str, job: Callable[[], Any]) -> None:
         token = _CURRENT.set(call)

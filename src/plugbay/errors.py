@@ -174,7 +174,8 @@ class PluginCallError(PluginError):
 
     ``cause`` says which way: ``"error"`` (the plugin answered with an error),
     ``"deadline"``, ``"exited"``, ``"protocol"`` (it wrote a non-protocol line),
-    ``"handshake"``, ``"spawn"`` or ``"failed"`` (its restart budget is spent).
+    ``"handshake"``, ``"spawn"``, ``"stopped"`` (called after its plugin stopped) or
+    ``"failed"`` (its restart budget is spent).
     ``target`` is the contribution (``kind:name``) or protocol method called. ``detail``
     holds the plugin's traceback, or the last lines of its stderr.
     """

@@ -20,6 +20,7 @@ import queue
 import secrets
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -150,6 +151,7 @@ def check(
     environment the protocol's variables are added to (default: what a host passes an
     ungranted plugin: ``PATH``, ``HOME``, ``LANG``, ``LC_ALL``, ``TZ``, ``TMPDIR``).
     ``cwd`` is the working folder and ``PLUGBAY_PLUGIN_DIR`` (default: the current one).
+    A first word ``python`` or ``python3`` means this interpreter, as for a host.
     ``plugin_id``, when given, is set as ``PLUGBAY_PLUGIN_ID`` and must be the id the ready
     line names; otherwise the first run has no ``PLUGBAY_PLUGIN_ID`` and later runs get
     the id the ready line named.
@@ -160,6 +162,9 @@ def check(
     """
     if not argv:
         raise ValueError("check() needs a command to run")
+    if argv[0] in ("python", "python3"):
+        # As a host runs an exec plugin's entry: its own interpreter, where plugbay.sdk is.
+        argv = (sys.executable, *argv[1:])
     if env is None:
         from .security import BASE_ENV
 

@@ -23,6 +23,7 @@ from exec_support import (
     write_config,
 )
 
+from conftest import write_plugin
 from plugbay import (
     Host,
     LifecycleEvent,
@@ -387,3 +388,44 @@ def test_python_plugins_run_in_process_as_before(plugins_dir: Path, make_host: A
     host: Host = make_host(plugins_dir)
     assert host.get("tool", "fine") == "fine"
     assert host._exec is None  # no exec runtime, no threads, for in-process plugins
+
+
+LATE_PLUGIN = """
+from plugbay.sdk import Plugin
+
+plugin = Plugin()
+
+
+class Late:
+    def hello(self, name):
+        return f"late hello, {name}"
+
+
+@plugin.on_initialize
+def setup(config, host):
+    plugin.add("module", "late", Late())  # after the ready line: announced by initialize
+
+
+plugin.run()
+"""
+
+
+def test_contributions_added_while_initializing_reach_the_registry(
+    plugins_dir: Path, home: Path, make_host: Any
+) -> None:
+    write_plugin(
+        plugins_dir,
+        "acme.late",
+        entry="python late.py",
+        activation="eager",
+        contributes={},
+        code={"late.py": LATE_PLUGIN},
+        extra='runtime = "exec"\n',
+    )
+    write_config(home, fast=["acme.late"])
+
+    host: Host = make_host(plugins_dir)
+    host.start()
+
+    assert [h.name for h in host.registry.handles("module")] == ["late"]
+    assert host.get("module", "late").hello("Ada") == "late hello, Ada"

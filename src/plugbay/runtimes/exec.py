@@ -902,6 +902,25 @@ def _reject(future: Future[Any], error: BaseException) -> None:
 # ---------------------------------------------------------------- the supervisor
 
 
+def _contributions(raw: Any) -> dict[str, dict[str, tuple[str, ...] | None]] | str:
+    """Announced contributions (``kind -> [{"name", "methods"?}]``) by kind and name, or
+    what is wrong with them (completing "it …")."""
+    if not isinstance(raw, dict):
+        return "announced contributions that are not a table of kind -> list"
+    found: dict[str, dict[str, tuple[str, ...] | None]] = {}
+    for kind, entries in raw.items():
+        if not isinstance(entries, list):
+            return f"announced contributions of kind {kind!r} that are not a list"
+        for item in entries:
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str) or not name:
+                return f"announced a {kind} contribution without a name: {item!r}"
+            methods = item.get("methods")
+            listed = tuple(str(m) for m in methods) if isinstance(methods, list) else None
+            found.setdefault(str(kind), {})[name] = listed
+    return found
+
+
 def _pdeath_setup(parent: int, cpu_time: float | None, memory: int | None) -> Callable[[], None]:
     """What runs in the child between fork and exec: parent-death signal, limits."""
     prctl: Any = None
@@ -1308,20 +1327,9 @@ class Supervisor:
         said = plugin.get("id") if isinstance(plugin, dict) else None
         if said != self.plugin_id:
             return f"says it is plugin {said!r}, but the host started {self.plugin_id!r}"
-        raw = params.get("contributions", {})
-        if not isinstance(raw, dict):
-            return "announced contributions that are not a table of kind -> list"
-        found: dict[str, dict[str, tuple[str, ...] | None]] = {}
-        for kind, entries in raw.items():
-            if not isinstance(entries, list):
-                return f"announced contributions of kind {kind!r} that are not a list"
-            for item in entries:
-                name = item.get("name") if isinstance(item, dict) else None
-                if not isinstance(name, str) or not name:
-                    return f"announced a {kind} contribution without a name: {item!r}"
-                methods = item.get("methods")
-                listed = tuple(str(m) for m in methods) if isinstance(methods, list) else None
-                found.setdefault(str(kind), {})[name] = listed
+        found = _contributions(params.get("contributions", {}))
+        if isinstance(found, str):
+            return found
         self.contributions = found
         return None
 
@@ -1331,7 +1339,7 @@ class Supervisor:
         future = child.request("initialize", self._init_params, "initialize", None)
         limit = self.settings.handshake_timeout
         try:
-            return future.result(timeout=limit)
+            answer = future.result(timeout=limit)
         except FutureTimeout:
             reason = f"did not answer initialize within {limit:g} s (handshake-timeout)"
             child.kill("handshake", reason)
@@ -1339,6 +1347,14 @@ class Supervisor:
             raise PluginCallError(
                 self.plugin_id, "initialize", "handshake", reason, child.stderr_tail()
             ) from None
+        # Contributions added while initializing (docs/protocol.md), beside the ready line's.
+        added = _contributions(answer.get("contributions", {}) if isinstance(answer, dict) else {})
+        if isinstance(added, str):
+            self.log.note(f"ignored the contributions of its initialize answer: it {added}")
+        else:
+            for kind, names in added.items():
+                self.contributions.setdefault(kind, {}).update(names)
+        return answer
 
     def _stop_child(self, child: _Child) -> None:
         if child.done.is_set():

@@ -155,6 +155,8 @@ class OutOfProcessPlugin:
         self._grants = grants
         self._health_timeout = health_timeout
         self._proxies: dict[tuple[str, str], Any] = {}
+        self._api: PluginApi | None = None
+        self._added: set[tuple[str, str]] = set()
 
     @property
     def step_timeout(self) -> float:
@@ -167,18 +169,12 @@ class OutOfProcessPlugin:
         self.supervisor.start()
 
     def register(self, api: PluginApi) -> None:
+        self._api = api  # initialize's answer may announce more (see init)
         declared = {
             (kind, c.name) for kind, entries in self._manifest.contributes.items() for c in entries
         }
         announced = self.supervisor.contributions
-        for kind, names in announced.items():
-            for name in names:
-                if (kind, name) in declared:
-                    continue
-                try:
-                    api.add(kind, name, self.contribution(kind, name))
-                except RegistryError as exc:  # one odd announcement does not fail the plugin
-                    _log.warning("%s: not added: %s", api.plugin_id, exc)
+        self._add_announced(api, declared)
         silent = sorted(f"{k}:{n}" for k, n in declared if n not in announced.get(k, {}))
         if silent and announced:
             _log.warning(
@@ -186,6 +182,18 @@ class OutOfProcessPlugin:
                 api.plugin_id,
                 ", ".join(silent),
             )
+
+    def _add_announced(self, api: PluginApi, skip: set[tuple[str, str]]) -> None:
+        """Add each announced contribution not in ``skip`` to the host (``api.add``)."""
+        for kind, names in self.supervisor.contributions.items():
+            for name in names:
+                if (kind, name) in skip or (kind, name) in self._added:
+                    continue
+                self._added.add((kind, name))
+                try:
+                    api.add(kind, name, self.contribution(kind, name))
+                except RegistryError as exc:  # one odd announcement does not fail the plugin
+                    _log.warning("%s: not added: %s", api.plugin_id, exc)
 
     def init(self, ctx: PluginContext) -> Any:
         from .. import __version__
@@ -204,7 +212,15 @@ class OutOfProcessPlugin:
             "config": _plain(ctx.config),
             "grants": msgspec.to_builtins(self._grants),
         }
-        return supervisor.initialize(params)
+        answer = supervisor.initialize(params)
+        if self._api is not None:  # what initialize announced beyond the ready line
+            declared = {
+                (kind, c.name)
+                for kind, entries in self._manifest.contributes.items()
+                for c in entries
+            }
+            self._add_announced(self._api, declared)
+        return answer
 
     def stop(self) -> None:
         self.supervisor.shutdown()

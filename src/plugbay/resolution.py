@@ -128,6 +128,16 @@ def resolve(
     roots: Iterable[Requirement], candidates: Mapping[str, Sequence[C]]
 ) -> dict[str, C] | Conflict:
     """One version per id reachable from ``roots``, or the conflict that prevents it."""
+    roots = list(roots)
+    preferred = _all_preferred(roots, candidates)
+    if preferred is not None:
+        return preferred
+    return _resolvelib(roots, candidates)
+
+
+def _resolvelib(
+    roots: Iterable[Requirement], candidates: Mapping[str, Sequence[C]]
+) -> dict[str, C] | Conflict:
     from resolvelib import BaseReporter, Resolver
     from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
@@ -142,6 +152,35 @@ def resolve(
             ("the dependencies could not be resolved in 20,000 rounds; pin versions",), ()
         )
     return dict(result.mapping)
+
+
+def _all_preferred(
+    roots: Iterable[Requirement], candidates: Mapping[str, Sequence[C]]
+) -> dict[str, C] | None:
+    """Each reachable id's first (most preferred) candidate, when those fit every
+    requirement among them; else None.
+
+    When it answers, resolvelib would answer the same (it pins, per id, the first candidate
+    that fits what it knows, and these fit everything), without its bookkeeping: most
+    installs ask for versions that simply fit together.
+    """
+    chosen: dict[str, C] = {}
+    pending = list(roots)
+    while pending:
+        requirement = pending.pop()
+        candidate = chosen.get(requirement.id)
+        if candidate is None:
+            found = candidates.get(requirement.id, ())
+            if not found:
+                return None
+            candidate = chosen[requirement.id] = found[0]
+            pending.extend(
+                Requirement(dep, rng, candidate)
+                for dep, rng in candidate.manifest.dependencies.items()
+            )
+        if not requirement.satisfied_by(candidate.version):
+            return None
+    return chosen
 
 
 def explain(

@@ -14,18 +14,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGBAY = Path(sys.executable).with_name("plugbay")
+SDK_GREETER = ROOT / "examples" / "plugins" / "sdk-greeter"
 
 
 def step(title: str) -> None:
     print(f"\n=== {title}", flush=True)
 
 
-def run(*args: str, home: Path, check: bool = True) -> None:
+def run(*args: str, home: Path, check: bool = True, cwd: Path | None = None) -> None:
     shown = " ".join(["plugbay", "--app", "demo", *args])
     print(f"$ {shown}", flush=True)
     result = subprocess.run(
         [str(PLUGBAY), "--app", "demo", "--home", str(home), "--api-version", "1.4.0", *args],
         check=False,
+        cwd=cwd,
     )
     if check and result.returncode != 0:
         sys.exit(f"demo: `{shown}` exited with {result.returncode}")
@@ -69,6 +71,24 @@ def main() -> None:
                 HelloWorld = host.get("module", "hello_world")  # imports acme.hello now
                 result = HelloWorld().apply({"name": "Ada"})
                 print(result["msg"], result["artifacts"])
+            """
+        )
+        print(textwrap.indent(code, "    "))
+        subprocess.run([sys.executable, "-c", code.replace("HOME", repr(str(home)))], check=True)
+
+        step("An out-of-process plugin: Python in its own process, written with plugbay.sdk")
+        run("install", str(ROOT / "examples" / "plugins" / "sdk-greeter"), home=home)
+        run("protocol-check", "-q", "python", "greeter.py", home=home, cwd=SDK_GREETER)
+        print("the conformance kit passed every case")
+        code = textwrap.dedent(
+            """\
+            import os
+            from plugbay import Host
+
+            with Host("demo", api_version="1.4.0", home=HOME) as host:
+                greet = host.get("module", "greet")  # starts its process now
+                print(greet.run(name="Ada"), "- from pid", greet.describe()["pid"])
+                print("the host is pid", os.getpid())
             """
         )
         print(textwrap.indent(code, "    "))

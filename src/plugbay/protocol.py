@@ -7,6 +7,8 @@ module: it must stay standard-library only and cheap to import.
 
 from __future__ import annotations
 
+import signal
+
 __all__ = [
     "COOKIE_ENV",
     "DEFAULT_CALL_TIMEOUT",
@@ -32,6 +34,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "SUPPORTED_VERSIONS",
     "VERSIONS_ENV",
+    "describe_exit",
 ]
 
 #: The version this plugbay speaks best, and every version it speaks.
@@ -66,3 +69,14 @@ DEFAULT_SHUTDOWN_GRACE = 2.0
 DEFAULT_MAX_RESTARTS = 3
 DEFAULT_RESTART_WINDOW = 300.0
 DEFAULT_MAX_LINE = 16 * 1024 * 1024
+
+
+def describe_exit(returncode: int) -> str:
+    """``exited with code 3`` or ``was killed by signal SIGSEGV`` (a negative return code)."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"number {-returncode}"
+        return f"was killed by signal {name}"
+    return f"exited with code {returncode}"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import protocol as P
+from .protocol import describe_exit
 
 __all__ = ["CaseResult", "CheckReport", "check"]
 
@@ -346,16 +347,6 @@ def _quote(raw: bytes | str) -> str:
     return repr(text[:_QUOTE] + ("…" if len(text) > _QUOTE else ""))
 
 
-def _exit_text(status: int) -> str:
-    if status < 0:
-        try:
-            name = signal.Signals(-status).name
-        except ValueError:
-            name = f"signal {-status}"
-        return f"was killed by {name}"
-    return f"exited with code {status}"
-
-
 def _compact(value: Any, limit: int = 60) -> str:
     text = json.dumps(value, separators=(",", ":"), default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -516,7 +507,7 @@ class _Session:
     def gone(self, what: str) -> _Broken:
         """The failure of a child that stopped talking: how it exited, or that it did not."""
         status = self.child.wait_exit(time.monotonic() + _DRAIN)
-        how = _exit_text(status) if status is not None else f"{what} but is still running"
+        how = describe_exit(status) if status is not None else f"{what} but is still running"
         return _Broken(f"the child {how}{self.when}{_stderr_hint(self.child)}")
 
 
@@ -943,7 +934,7 @@ class _Kit:
         answered = time.monotonic()
         # stdin stays open: the child must exit because of shutdown, not end of file.
         status = self._await_exit(session, answered + self.shutdown_grace, "shutdown")
-        return f"answered, then {_exit_text(status)} {time.monotonic() - answered:.2f} s later"
+        return f"answered, then {describe_exit(status)} {time.monotonic() - answered:.2f} s later"
 
     def _check_eof(self, session: _Session, cookie: str) -> str:
         try:
@@ -956,7 +947,7 @@ class _Kit:
         session.child.close_stdin()
         closed = time.monotonic()
         status = self._await_exit(session, closed + self.shutdown_grace, "the end of its stdin")
-        return f"{_exit_text(status)} {time.monotonic() - closed:.2f} s after its stdin closed"
+        return f"{describe_exit(status)} {time.monotonic() - closed:.2f} s after its stdin closed"
 
     def _await_exit(self, session: _Session, deadline: float, after: str) -> int:
         """Wait for the child to exit cleanly, reading (and judging) what it still writes."""
@@ -978,7 +969,7 @@ class _Kit:
         status: int | None = child.proc.returncode
         assert status is not None  # the exit event comes after the wait that sets it
         if status != 0:
-            raise _Fail(f"{_exit_text(status)} after {after}; expected 0{_stderr_hint(child)}")
+            raise _Fail(f"{describe_exit(status)} after {after}; expected 0{_stderr_hint(child)}")
         return status
 
 

@@ -51,6 +51,7 @@ import msgspec
 from .. import protocol
 from ..config import RuntimeSettings
 from ..errors import LoadError, PluginCallError
+from ..protocol import describe_exit
 
 __all__ = [
     "ExecRuntime",
@@ -118,17 +119,6 @@ class ExecSettings:
 
 
 # ---------------------------------------------------------------- commands
-
-
-def describe_exit(returncode: int) -> str:
-    """``exited with code 3`` or ``was killed by signal SIGSEGV``."""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"number {-returncode}"
-        return f"was killed by signal {name}"
-    return f"exited with code {returncode}"
 
 
 def resolve_command(

@@ -21,6 +21,11 @@ subprocess = false
 call-timeout = 30                 # seconds; also handshake-timeout, cancel-grace, shutdown-grace,
 max-restarts = 3                  # restart-window, max-line (bytes), cpu-time (seconds),
 memory = 536870912                # memory (bytes of address space)
+
+[runtime."acme.wasm"]             # WebAssembly plugins (docs/wasm.md)
+call-timeout = 5                  # seconds per call (default 5)
+memory = 67108864                 # bytes of linear memory (default 64 MiB)
+instance = "plugin"               # "plugin": one instance, calls in turn; "call": one per call
 ```
 """
 
@@ -32,7 +37,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -95,10 +100,13 @@ class Grants(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="ke
 
 
 class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
-    """``[runtime."<id>"]``: how an out-of-process plugin is supervised (docs/protocol.md).
+    """``[runtime."<id>"]``: how an out-of-process plugin is supervised (docs/protocol.md),
+    or how a WebAssembly plugin is sandboxed (docs/wasm.md).
 
-    Times are seconds, sizes bytes; None means the protocol's default (or no limit, for
-    ``cpu_time`` and ``memory``).
+    Times are seconds, sizes bytes; None means the runtime's default (for out-of-process
+    plugins, no limit for ``cpu_time`` and ``memory``; for wasm plugins 5 s and 64 MiB).
+    ``instance`` is for wasm plugins only: ``"plugin"`` (default) keeps one instance per
+    plugin, ``"call"`` makes a fresh one for every call.
     """
 
     handshake_timeout: float | None = None
@@ -110,6 +118,7 @@ class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, r
     max_line: int | None = None
     cpu_time: float | None = None
     memory: int | None = None
+    instance: Literal["plugin", "call"] | None = None
 
 
 class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):

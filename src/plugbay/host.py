@@ -51,6 +51,8 @@ from .registry import Handle, Registry
 if TYPE_CHECKING:
     from .runtimes.exec import ExecRuntime
     from .runtimes.exec_proxy import OutOfProcessPlugin
+    from .runtimes.wasm import WasmRuntime
+    from .runtimes.wasm_proxy import WasmPlugin
     from .security import Permissions
 
 __all__ = ["Health", "Host", "LifecycleEvent", "PluginState", "PluginStatus", "home_for"]
@@ -151,6 +153,11 @@ class Host:
     ``kinds`` maps each contribution kind the host accepts to the type (often a
     ``typing.Protocol``) its objects must satisfy, or None to accept anything. ``hook``
     and ``command`` are always accepted. With ``kinds=None`` every kind is accepted.
+
+    ``wasm_calls`` lets WebAssembly plugins call other contributions with their host
+    function ``plugbay_call``: plugin id → the targets it may call, each ``kind:name``
+    (as ``host.get`` takes it), ``kind:*`` or ``*``. Without an entry a plugin may call
+    nothing (docs/wasm.md).
     """
 
     def __init__(
@@ -171,6 +178,7 @@ class Host:
         cache: bool = True,
         reporter: DiscoveryReporter | None = None,
         authorize: Authorizer | None = None,
+        wasm_calls: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.app = app
         self.api_version = api_version
@@ -206,6 +214,8 @@ class Host:
         self._problems: list[Problem] = []
         self._runtime: Any = None
         self._exec: ExecRuntime | None = None  # made for the first out-of-process plugin
+        self._wasm: WasmRuntime | None = None  # made for the first WebAssembly plugin
+        self._wasm_calls = {pid: tuple(targets) for pid, targets in (wasm_calls or {}).items()}
         self._permissions: tuple[HostConfig, Permissions] | None = None
         self._started = False
         self._stopping = False
@@ -449,6 +459,9 @@ class Host:
                     if self._exec is not None:
                         self._exec.close()
                         self._exec = None
+                    if self._wasm is not None:
+                        self._wasm.close()
+                        self._wasm = None
                     self._started = False
         finally:
             self._stopping = False
@@ -681,7 +694,7 @@ class Host:
         """
         record = slot.record
         assert record is not None
-        remote = _runs_out_of_process(record)
+        remote = _uses_proxies(record)
         for impl in self.hooks.implementations_of(slot.id):
             if impl.function is not None:
                 continue
@@ -692,8 +705,8 @@ class Host:
                         slot.id,
                         "register",
                         f"hook {impl.hook} is declared wrapper = true; a plugin that runs out "
-                        "of process cannot implement wrappers (they yield to the other "
-                        "implementations in the host)",
+                        "of process or in a WebAssembly sandbox cannot implement wrappers "
+                        "(they yield to the other implementations in the host)",
                     )
                 impl.function = obj.hook(impl.hook)
                 self.hooks.check(impl)  # it takes **kwargs, so it fits any spec
@@ -868,7 +881,7 @@ class Host:
         slot = self._slots[handle.plugin_id]
         if handle.loaded:  # register() supplied it while the plugin loaded
             return handle._value
-        if slot.record is not None and _runs_out_of_process(slot.record):
+        if slot.record is not None and _uses_proxies(slot.record):
             proxy = slot.obj.contribution(handle.kind, handle.name)
             return self._checked(handle.kind, handle.name, handle.plugin_id, proxy)
         if handle.entry is None:
@@ -947,7 +960,7 @@ class Host:
         assert record is not None
         p = record.manifest.plugin
         remote = _runs_out_of_process(record)
-        if p.runtime != "python" and not remote:
+        if p.runtime not in ("python", "wasm") and not remote:
             raise LoadError(
                 slot.id,
                 "load",
@@ -963,6 +976,10 @@ class Host:
             proxy = self._spawn(slot)
             obj: Any = proxy
             step_timeout = max(self.load_timeout, proxy.step_timeout)
+        elif p.runtime == "wasm":
+            sandboxed = self._sandbox(slot)
+            obj = sandboxed
+            step_timeout = max(self.load_timeout, sandboxed.settings.call_timeout + 1.0)
         else:
             obj = self._builtin_objects.get(slot.id)
             if obj is None and p.entry is not None:
@@ -1077,11 +1094,85 @@ class Host:
         for event in events:
             self._emit(event)
 
+    def _sandbox(self, slot: _Slot) -> WasmPlugin:
+        """Check grants, then compile (or take from the cache) and instantiate a WebAssembly
+        plugin's module in a sandbox made from its grants."""
+        record = slot.record
+        assert record is not None
+        assert slot.config is not None
+        try:
+            self.permissions.require(slot.id, record.manifest.permissions)
+        except PermissionDenied as exc:
+            raise LoadError(slot.id, "permissions", str(exc).removeprefix(f"{slot.id}: ")) from None
+        try:
+            from .runtimes.wasm import WasmRuntime, WasmSettings
+            from .runtimes.wasm_proxy import WasmPlugin
+        except ImportError as exc:  # the wasm extra is not installed
+            raise LoadError(
+                slot.id,
+                "load",
+                f"runtime 'wasm' needs the extism package ({exc}); install plugbay with the "
+                "wasm extra: pip install 'plugbay[wasm]'",
+            ) from None
+        settings = WasmSettings.from_config(slot.id, self.config.runtime.get(slot.id))
+        with self._lock:
+            if self._wasm is None:
+                self._wasm = WasmRuntime()
+            runtime = self._wasm
+        plugin = WasmPlugin(
+            runtime,
+            slot.id,
+            record.manifest,
+            plugin_dir=Path(record.path),
+            host=self.info,
+            grants=self.permissions.granted(slot.id),
+            settings=settings,
+            config=slot.config,
+            logger=_RedactingLogger(_log.getChild(slot.id), {"plugin_id": slot.id}, self),
+            on_event=lambda name, data: self._emit(
+                LifecycleEvent("plugin_event", slot.id, data={"name": name, "data": data})
+            ),
+            on_call=self._wasm_call if slot.id in self._wasm_calls else None,
+        )
+        t0 = time.perf_counter()
+        try:
+            plugin.load()
+        finally:
+            slot.timings_ms["compile"] = (time.perf_counter() - t0) * 1e3
+        runtime.add(plugin)
+        return plugin
+
+    def _wasm_call(
+        self, caller: str, target: str, method: str | None, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        """Serve a wasm plugin's ``plugbay_call``: call ``target`` (``kind:name``) if the
+        host allows ``caller`` to (``Host(wasm_calls=...)``)."""
+        kind, sep, name = target.partition(":")
+        if not sep or not kind or not name:
+            raise PluginCallError(
+                caller, "plugbay_call", "error", f"target {target!r} is not kind:name"
+            )
+        allowed = self._wasm_calls.get(caller, ())
+        if not any(a in ("*", target, f"{kind}:*") for a in allowed):
+            raise PluginCallError(
+                caller,
+                "plugbay_call",
+                "permission",
+                f"may not call {target}: this host allows it only "
+                f"{', '.join(allowed) or 'nothing'} (Host(wasm_calls=...))",
+            )
+        obj = self.get(kind, name)
+        fn = getattr(obj, method) if method else obj
+        return fn(*args, **kwargs)
+
     def _unload(self, record: PluginRecord) -> None:
-        """Unload a plugin's code: forget its modules, or end its process."""
+        """Unload a plugin's code: forget its modules, end its process, free its instance."""
         if _runs_out_of_process(record):
             if self._exec is not None:
                 self._exec.unload(record.id)
+        elif record.manifest.plugin.runtime == "wasm":
+            if self._wasm is not None:
+                self._wasm.unload(record.id)
         elif self._runtime is not None:
             self._runtime.unload(record)
 
@@ -1400,6 +1491,12 @@ def _runs_out_of_process(record: PluginRecord) -> bool:
     """Whether the plugin runs in a child process (exec, or isolated Python)."""
     p = record.manifest.plugin
     return p.runtime == "exec" or (p.runtime == "python" and p.isolation == "process")
+
+
+def _uses_proxies(record: PluginRecord) -> bool:
+    """Whether the host reaches the plugin's contributions through proxies (out of process,
+    or sandboxed) rather than by importing them."""
+    return _runs_out_of_process(record) or record.manifest.plugin.runtime == "wasm"
 
 
 def _is_generator_function(fn: Any) -> bool:

@@ -142,9 +142,9 @@ def test_unknown_keys_with_did_you_mean(
     else:
         assert f'did you mean "{suggestion}"?' in err.problem
     allowed = (
-        "allow, deny"
+        "allow, allow-shadowing-builtins, deny, require-signatures"
         if field.startswith("policy.")
-        else "disabled, grants, paths, plugins, policy, runtime"
+        else "disabled, grants, health, paths, plugins, policy, runtime"
     )
     assert f"(allowed: {allowed})" in err.problem
 

@@ -7,6 +7,8 @@ disabled = ["acme.old"]           # plugin ids that are not loaded
 [policy]
 allow = ["acme", "tools.hello"]   # if given, only these namespaces / ids load
 deny = ["evil"]                   # never these namespaces / ids
+require-signatures = ["acme"]     # true, false (default) or namespaces: see docs/security.md
+allow-shadowing-builtins = false  # default true
 
 [plugins."acme.hello"]            # per-plugin configuration, handed to the plugin's init
 greeting = "hi"
@@ -26,6 +28,11 @@ memory = 536870912                # memory (bytes of address space)
 call-timeout = 5                  # seconds per call (default 5)
 memory = 67108864                 # bytes of linear memory (default 64 MiB)
 instance = "plugin"               # "plugin": one instance, calls in turn; "call": one per call
+
+[health]                          # periodic health checks (docs/observability.md)
+interval = 30                     # seconds; 0 (default): only when asked
+max-restarts = 3                  # a plugin failing its checks is restarted at most this often
+restart-window = 300              # within this many seconds
 ```
 """
 
@@ -46,6 +53,7 @@ from .errors import ConfigError
 __all__ = [
     "FilesystemGrant",
     "Grants",
+    "HealthSettings",
     "HostConfig",
     "PluginConfig",
     "Policy",
@@ -61,10 +69,31 @@ __all__ = [
 
 
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
-    """Which plugins may load: allow and deny lists of plugin ids or namespaces."""
+    """Which plugins may be installed and load (docs/security.md).
+
+    ``allow`` and ``deny``: plugin ids or namespaces. ``require_signatures``: whether the
+    store installs only bundles signed by a key trusted for the plugin's namespace — for
+    every plugin (``true``), for these namespaces or ids (a list), or for none (``false``).
+    ``allow_shadowing_builtins``: whether a plugin found in a search path may take the
+    place of a built-in plugin with the same id (when false, the built-in loads).
+    """
 
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
+    require_signatures: bool | tuple[str, ...] = False
+    allow_shadowing_builtins: bool = True
+
+    def requires_signature(self, plugin_id: str) -> bool:
+        """Whether ``plugin_id`` must be signed by a key trusted for its namespace.
+
+        A list entry matches a plugin by its id or by its namespace (a plugin without a
+        namespace: by its id).
+        """
+        wanted = self.require_signatures
+        if isinstance(wanted, bool):
+            return wanted
+        namespace = plugin_id.split(".", 1)[0]
+        return plugin_id in wanted or namespace in wanted
 
     def refuses(self, plugin_id: str) -> str | None:
         """The reason the policy refuses ``plugin_id``, or None if it may load.
@@ -121,6 +150,19 @@ class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, r
     instance: Literal["plugin", "call"] | None = None
 
 
+class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
+    """``[health]``: periodic health checks of started plugins (docs/observability.md).
+
+    ``interval``: seconds between checks; 0 (the default) checks only when asked
+    (``host.health()``, ``plugbay status``). A started plugin whose check fails is
+    restarted, at most ``max_restarts`` times within ``restart_window`` seconds.
+    """
+
+    interval: float = 0.0
+    max_restarts: int = 3
+    restart_window: float = 300.0
+
+
 class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
     """The parsed ``config.toml``."""
 
@@ -130,6 +172,7 @@ class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename
     plugins: dict[str, dict[str, Any]] = {}
     grants: dict[str, Grants] = {}
     runtime: dict[str, RuntimeSettings] = {}
+    health: HealthSettings = HealthSettings()
 
 
 def home_for(app: str, home: str | os.PathLike[str] | None = None) -> Path:
@@ -202,6 +245,7 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "": HostConfig,
     "policy": Policy,
     "filesystem": FilesystemGrant,
+    "health": HealthSettings,
 }
 _PER_PLUGIN: dict[str, type[msgspec.Struct]] = {"grants": Grants, "runtime": RuntimeSettings}
 
@@ -256,6 +300,8 @@ _TYPE_NAMES = {
     "int": "integer",
     "float | null": "a number",
     "int | null": "an integer",
+    "bool | array": "true, false or a list of namespaces",
+    "bool": "true or false",
 }
 
 

@@ -23,6 +23,10 @@ that says what went wrong and what to do about it.
     └── StoreError              installing, removing, switching or verifying plugins failed
         ├── BundleError         a bundle that is unsafe, altered, truncated or not a bundle
         ├── SourceError         a source (folder, file, URL, git, requirements) cannot be used
+        ├── LockfileError       a lock file (plugbay.lock) that cannot be read or is malformed
+        ├── TrustError          refused by the trust policy: unsigned where signatures are
+        │                       required, a key not trusted for the namespace, a denied plugin
+        ├── KeyringError        a signing key or the keyring of trusted keys cannot be used
         └── ResolutionError     the requested plugins' dependencies cannot be satisfied
 """
 
@@ -249,6 +253,46 @@ class SourceError(StoreError):
         self.spec = spec
         self.problem = problem
         super().__init__(f"{spec}: {problem}")
+
+
+class LockfileError(StoreError):
+    """A lock file (``plugbay.lock``) that cannot be read or does not fit its format.
+
+    ``file`` is the lock file, ``field`` the path of the offending field (``plugin[2].sha256``;
+    "" for the whole file) and ``problem`` says what is wrong and what to do.
+    """
+
+    def __init__(self, file: str, field: str, problem: str) -> None:
+        self.file = file
+        self.field = field
+        self.problem = problem
+        where = f"{file}: {field}" if field else file
+        super().__init__(f"{where}: {problem}")
+
+
+class TrustError(StoreError):
+    """The trust policy refuses a plugin version (see docs/security.md).
+
+    ``plugin`` is ``id version`` (or a bundle path) and ``problem`` says which rule refused
+    it and what to do: sign it, trust a key for its namespace, or change the policy.
+    """
+
+    def __init__(self, plugin: str, problem: str) -> None:
+        self.plugin = plugin
+        self.problem = problem
+        super().__init__(f"{plugin} {problem}")
+
+
+class KeyringError(StoreError):
+    """A key file, a signature file or the keyring in ``<home>/keys`` cannot be used.
+
+    ``file`` is the file at fault and ``problem`` says what is wrong and what to do.
+    """
+
+    def __init__(self, file: str, problem: str) -> None:
+        self.file = file
+        self.problem = problem
+        super().__init__(f"{file}: {problem}")
 
 
 class ResolutionError(StoreError):

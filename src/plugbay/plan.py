@@ -95,10 +95,13 @@ def plan(
     off = set(disabled)
     rejected: dict[str, Rejected] = {}
     candidates: dict[str, list[PluginRecord]] = {}
+    refused: list[Problem] = []
     if api_version is not None:
         parse_version(api_version)  # a bad host version fails here, with a clear error
     for plugin_id in catalog.ids():
         versions = catalog.versions(plugin_id)
+        if not policy.allow_shadowing_builtins:
+            versions = _builtins_kept(catalog, plugin_id, versions, refused)
         if not versions:
             continue
         # Most preferred first (as Catalog.preferred ranks them): active, then highest.
@@ -142,7 +145,37 @@ def plan(
         )
         for r in rejected.values()
     ]
-    return LoadPlan(tuple(order), rejected, tuple(problems), api_version)
+    return LoadPlan(tuple(order), rejected, tuple(refused + problems), api_version)
+
+
+def _builtins_kept(
+    catalog: Catalog, plugin_id: str, versions: list[PluginRecord], refused: list[Problem]
+) -> list[PluginRecord]:
+    """``[policy] allow-shadowing-builtins = false``: a plugin with a built-in copy keeps it;
+    the copies found in search paths are refused, each with a problem saying so."""
+    if not any(r.origin != "builtin" for r in versions):
+        return versions
+    builtins = [
+        r for r in catalog.versions(plugin_id, include_shadowed=True) if r.origin == "builtin"
+    ]
+    if not builtins:
+        return versions
+    kept = builtins[0]
+    for r in versions:
+        if r.origin == "builtin":
+            continue
+        refused.append(
+            Problem(
+                "warning",
+                "plugin.shadowing-refused",
+                f"{r.key} ({r.origin}, {r.path}) may not shadow the built-in {kept.key}: "
+                "[policy] allow-shadowing-builtins is false, so the built-in loads (remove "
+                "that copy, or set allow-shadowing-builtins = true in config.toml)",
+                plugin_id=plugin_id,
+                path=r.path,
+            )
+        )
+    return builtins
 
 
 def _preference(r: PluginRecord) -> tuple[bool, Any]:

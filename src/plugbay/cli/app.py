@@ -297,6 +297,18 @@ def command_group(
 
     add_protocol_commands(group, options, _run)
 
+    from .lock_commands import add_lock_commands  # lock, sync
+
+    add_lock_commands(group, options, _run)
+
+    from .key_commands import add_key_commands  # key generate/trust/untrust/list, sign
+
+    add_key_commands(group, options, _run)
+
+    from .watch_commands import add_watch_commands  # watch
+
+    add_watch_commands(group, options, _run)
+
     @group.command(
         "run",
         context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
@@ -329,13 +341,20 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
     @group.command("build")
     @click.argument("folder", type=click.Path(file_okay=False))
     @click.option("-o", "--out", type=click.Path(file_okay=False), help="Folder to write into.")
+    @click.option(
+        "--sign",
+        "key_file",
+        type=click.Path(dir_okay=False),
+        metavar="KEY",
+        help="Sign the bundle with this private key (NAME.key from plugbay key generate).",
+    )
     @options
     @click.pass_context
-    def build(ctx: click.Context, folder: str, out: str | None) -> None:
+    def build(ctx: click.Context, folder: str, out: str | None, key_file: str | None) -> None:
         """Build the reproducible bundle of the plugin in FOLDER."""
         from . import store_commands
 
-        _run(ctx, lambda s: store_commands.build(s, folder, out))
+        _run(ctx, lambda s: store_commands.build(s, folder, out, key_file))
 
     @group.command("install")
     @click.argument("specs", nargs=-1)
@@ -351,6 +370,14 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
     @click.option("--force", is_flag=True, help="Install even if installed plugins' needs break.")
     @click.option("--no-deps", is_flag=True, help="Do not install dependencies.")
     @click.option("--no-activate", is_flag=True, help="Install beside, keep the active version.")
+    @click.option(
+        "--locked",
+        is_flag=False,
+        flag_value="plugbay.lock",
+        default=None,
+        metavar="[FILE]",
+        help="Install only what the lock file (default ./plugbay.lock) pins.",
+    )
     @options
     @click.pass_context
     def install(
@@ -362,6 +389,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         force: bool,
         no_deps: bool,
         no_activate: bool,
+        locked: str | None,
     ) -> None:
         """Install plugins: ids (ns.name, ns.name@1.2.0, ns.name>=1,<2), folders, .tar.gz
         bundles, http(s) URLs, git+URL[@ref], or -r FILE."""
@@ -377,6 +405,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
                 force=force,
                 no_deps=no_deps,
                 activate=not no_activate,
+                locked=locked,
             ),
         )
 

@@ -81,9 +81,10 @@ def _render(
     return 0
 
 
-def build(settings: Settings, folder: str, out: str | None) -> int:
+def build(settings: Settings, folder: str, out: str | None, key_file: str | None = None) -> int:
     store = _store(settings)
-    target = store.build(Path(folder), Path(out) if out else Path.cwd())
+    sign = Path(key_file) if key_file else None
+    target = store.build(Path(folder), Path(out) if out else Path.cwd(), sign=sign)
     if settings.json:
         render.emit_json({"bundle": str(target)})
     elif not settings.quiet:
@@ -95,6 +96,8 @@ def install(
     settings: Settings,
     specs: list[str],
     requirement_files: list[str],
+    *,
+    locked: str | None = None,
     **options: Any,
 ) -> int:
     extra: list[str] = []
@@ -102,9 +105,25 @@ def install(
         from ..store.requirements import read_requirements
 
         extra = [s for f in requirement_files for s in read_requirements(Path(f))]
+    lock = None
+    if locked is not None:  # install --locked [FILE]: see lock_commands
+        from . import lock_commands
+
+        locked, specs = lock_commands.split_locked(locked, specs)
+        if not specs and not extra:
+            from ..errors import SourceError
+
+            raise SourceError(
+                "install --locked",
+                "nothing to install: name the plugins to install as the lock pins them, "
+                "or run `plugbay sync` to install everything it pins",
+            )
+        lock = lock_commands.read(locked or lock_commands.DEFAULT_LOCK)
     store = _store(settings)
     with _progress(settings) as progress:
-        outcome = store.install(specs, requirements=extra, progress=progress, **options)
+        outcome = store.install(
+            specs, requirements=extra, progress=progress, locked=lock, **options
+        )
     asking = _permissions_asked(store, outcome)
     code = _render(settings, outcome, "install", {"permissions": asking})
     if not settings.json and not settings.quiet:

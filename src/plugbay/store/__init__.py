@@ -12,29 +12,40 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .bundle import Limits, build_bundle, read_bundle
-    from .install import Change, Outcome, Store
+    from .install import Change, Outcome, Store, SyncOutcome
     from .layout import Layout, Receipt
+    from .lock import LockEntry, Lockfile, read_lock, write_lock
 
 __all__ = [
     "Change",
     "Layout",
     "Limits",
+    "LockEntry",
+    "Lockfile",
     "Outcome",
     "Receipt",
     "Store",
+    "SyncOutcome",
     "build_bundle",
     "read_bundle",
+    "read_lock",
+    "write_lock",
 ]
 
 _LAZY = {
     "Change": "install",
     "Layout": "layout",
     "Limits": "bundle",
+    "LockEntry": "lock",
+    "Lockfile": "lock",
     "Outcome": "install",
     "Receipt": "layout",
     "Store": "install",
+    "SyncOutcome": "install",
     "build_bundle": "bundle",
     "read_bundle": "bundle",
+    "read_lock": "lock",
+    "write_lock": "lock",
 }
 
 

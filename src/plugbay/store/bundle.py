@@ -26,7 +26,7 @@ import stat
 import tarfile
 import unicodedata
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -47,6 +47,7 @@ __all__ = [
     "bundle_name",
     "collect_files",
     "read_bundle",
+    "rewrite_bundle",
 ]
 
 BUNDLE_FORMAT = 1
@@ -197,14 +198,46 @@ def _excluded(rel: str, name: str, patterns: Sequence[str]) -> bool:
     )
 
 
-def build_bundle(folder: Path, out_dir: Path) -> Path:
-    """Validate the plugin in ``folder`` and write its reproducible bundle into ``out_dir``."""
+def build_bundle(
+    folder: Path, out_dir: Path, *, sign: Callable[[bytes], bytes] | None = None
+) -> Path:
+    """Validate the plugin in ``folder`` and write its reproducible bundle into ``out_dir``.
+
+    ``sign`` turns the bytes of MANIFEST.json into those of ``MANIFEST.json.sig``
+    (:meth:`.signing.SigningKey.sign`); without it the bundle is unsigned.
+    """
     manifest, manifest_json, files_json, blobs = bundle_metadata(folder)
+    signature = sign(manifest_json) if sign is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / bundle_name(manifest.id, manifest.version)
-    members = [(MANIFEST_JSON, manifest_json, 0o644), (FILES_JSON, files_json, 0o644), *blobs]
-    _write_tar(target, members)
+    _write_tar(target, _bundle_members(manifest_json, files_json, signature, blobs))
     return target
+
+
+def _bundle_members(
+    manifest_json: bytes,
+    files_json: bytes,
+    signature: bytes | None,
+    blobs: list[tuple[str, bytes, int]],
+) -> list[tuple[str, bytes, int]]:
+    """The entries of a bundle, in their order: metadata first, then the files by path."""
+    members = [(MANIFEST_JSON, manifest_json, 0o644), (FILES_JSON, files_json, 0o644)]
+    if signature is not None:
+        members.append((SIGNATURE, signature, 0o644))
+    return [*members, *blobs]
+
+
+def rewrite_bundle(bundle: ReadBundle, target: Path, signature: bytes | None) -> None:
+    """Write a checked bundle again, reproducibly, with ``signature`` as its
+    ``MANIFEST.json.sig`` (None: without one). Every other entry keeps its bytes and
+    FILES.json's mode; ``target`` is replaced atomically."""
+    blobs = [(e.path, bundle.contents[e.path], e.mode) for e in sorted(bundle.files, key=_path)]
+    manifest_json, files_json = bundle.contents[MANIFEST_JSON], bundle.contents[FILES_JSON]
+    _write_tar(target, _bundle_members(manifest_json, files_json, signature, blobs))
+
+
+def _path(entry: FileEntry) -> str:
+    return entry.path
 
 
 def bundle_metadata(folder: Path) -> tuple[Manifest, bytes, bytes, list[tuple[str, bytes, int]]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from ..errors import ResolutionError, SourceError, StoreError
 from ..manifest import Manifest
 from ..resolution import Conflict, Requirement, explain, resolve
 from ..versions import parse_version
+from . import audit
 from .bundle import Limits, ManifestFile, build_bundle, hash_file
 from .layout import InstalledVersion, Layout, Receipt
 from .pydeps import Pip, PythonDependencies, plan_python_dependencies, pydeps_dir
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
     from tomlkit import TOMLDocument
 
     from .grants import GrantOutcome
+    from .lock import Lockfile, SyncPlan
 
-__all__ = ["Change", "Outcome", "Store"]
+__all__ = ["Change", "Outcome", "Store", "SyncOutcome"]
 
 Action = Literal["install", "reinstall", "switch", "keep", "remove", "enable", "disable"]
 
@@ -88,6 +90,14 @@ class Outcome:
     dry_run: bool = False
 
 
+@dataclass
+class SyncOutcome(Outcome):
+    """What a sync did: an :class:`Outcome`, and the installed versions the lock does not
+    name (``(id, version)``: left installed, or with ``prune`` removed)."""
+
+    unlocked: list[tuple[str, str]] = field(default_factory=list)
+
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -98,6 +108,7 @@ class _Options:
     no_deps: bool
     activate: bool
     progress: Progress | None
+    lock: Lockfile | None = None  # install --locked: refuse what it does not pin
 
 
 class Store:
@@ -150,11 +161,20 @@ class Store:
                 out[v.receipt.bundle_sha256] = (v.id, v.version)
         return out
 
-    def build(self, folder: Path, out_dir: Path) -> Path:
-        """Build the reproducible bundle of the plugin in ``folder``."""
+    def build(self, folder: Path, out_dir: Path, *, sign: Path | None = None) -> Path:
+        """Build the reproducible bundle of the plugin in ``folder``.
+
+        With ``sign``, a private key file (``plugbay key generate``), the bundle holds a
+        ``MANIFEST.json.sig`` made with it (see :mod:`.signing`); still reproducible.
+        """
         if not folder.is_dir():
             raise SourceError(str(folder), "is not a folder")
-        return build_bundle(folder, out_dir)
+        if sign is None:
+            return build_bundle(folder, out_dir)
+        from .signing import load_signing_key
+
+        key = load_signing_key(sign)  # first: a bad key fails before any work
+        return build_bundle(folder, out_dir, sign=key.sign)
 
     # ------------------------------------------------------------ install
 
@@ -168,6 +188,7 @@ class Store:
         no_deps: bool = False,
         activate: bool = True,
         progress: Progress | None = None,
+        locked: Lockfile | None = None,
     ) -> Outcome:
         """Install what ``specs`` (and requirement-file entries) name, with dependencies.
 
@@ -177,6 +198,11 @@ class Store:
         active ones. With ``dry_run`` it only says what it would do and writes nothing.
         Folders, bundles, URLs and git repositories are fetched and built before the
         home's lock is taken; a failure there leaves the home untouched.
+
+        With ``locked`` (``install --locked``), every version installed, switched to or
+        relied on must be the one the lock pins, from the locked bundle (sha256); anything
+        else is refused, named, before anything is written. A plugin asked for by id is
+        fetched from its locked source when the home lacks it (see :mod:`.lock`).
         """
         every = [*specs, *requirements]
         if not every:
@@ -188,13 +214,19 @@ class Store:
             self.layout.cache,
             self.limits,
             offline=self.offline,
-            cache_downloads=not dry_run,
+            # A download is cached once read and checked; with a lock, its sha256 is checked
+            # after that, so nothing is cached then (a refused bundle must leave no trace).
+            cache_downloads=not dry_run and locked is None,
             progress=progress,
         )
         try:
             known = {} if force else self._installed_bundles()
             roots, explicit = _read_requests(parsed, artifacts, progress, known)
-            options = _Options(dry_run, force, no_deps, activate, progress)
+            if locked is not None:
+                from .lock import check_requests
+
+                check_requests(locked, roots, explicit)
+            options = _Options(dry_run, force, no_deps, activate, progress, locked)
             with self._lock_unless_dry_run(dry_run):
                 return self._install(roots, explicit, artifacts, options)
         finally:
@@ -215,7 +247,16 @@ class Store:
     ) -> Outcome:
         installed = self.installed()
         requested = {r.id for r in roots}
-        candidates = _Candidates(installed, explicit, artifacts, self.sources, options.force)
+        sources, allowed = list(self.sources), None
+        if options.lock is not None:
+            from .lock import LockedSource, allowed_versions
+
+            lock = options.lock
+            sources.append(LockedSource(lock, artifacts, self.layout, installed, requested))
+            allowed = allowed_versions(lock, installed, requested)
+        candidates = _Candidates(
+            installed, explicit, artifacts, sources, options.force, allowed=allowed
+        )
         if options.no_deps:
             chosen = _pick_roots(roots, candidates)
         else:
@@ -226,9 +267,14 @@ class Store:
             chosen = result
         changes = _changes(chosen, installed, options.activate)
         changes = [c for c in changes if c.action != "keep" or c.id in _closure(requested, chosen)]
+        if options.lock is not None:
+            from .lock import check_changes
+
+            check_changes(options.lock, changes, chosen, self.layout)
+        trust_warnings = self._check_trust(changes, chosen)
         after, new_active = _after_install(installed, chosen, changes)
         broken = _newly_broken(installed, after, new_active)
-        outcome = Outcome(dry_run=options.dry_run, changes=changes)
+        outcome = Outcome(dry_run=options.dry_run, changes=changes, warnings=trust_warnings)
         if options.no_deps:
             # Asked for: the requested plugins' own missing dependencies are only warned about.
             outcome.warnings += [text for pid, text in broken if pid in requested]
@@ -257,6 +303,29 @@ class Store:
         self._commit_install(changes, chosen, options.progress, python_deps, isolated)
         return outcome
 
+    def _check_trust(self, changes: Sequence[Change], chosen: Mapping[str, Candidate]) -> list[str]:
+        """Refuse, before anything is written, what the trust policy does not let in
+        (TrustError, or BundleError for a bad signature); the warnings it gives for the
+        rest. See :mod:`.trust`."""
+        work = [c for c in changes if c.action in ("install", "reinstall", "switch")]
+        if not work:
+            return []
+        from .trust import Trust
+
+        trust = Trust.of_home(self.layout.home)
+        warnings: list[str] = []
+        for change in work:
+            cand = chosen[change.id]
+            if change.action == "switch":
+                trust.check_allowed(cand.id, cand.version, "made active")
+                continue
+            assert cand.source is not None
+            bundle = cand.bundle if cand.bundle is not None else cand.source.fetch(cand)
+            verdict = trust.check_bundle(bundle)
+            if verdict.warning is not None:
+                warnings.append(verdict.warning)
+        return warnings
+
     def _commit_install(
         self,
         changes: list[Change],
@@ -281,6 +350,7 @@ class Store:
         except BaseException:
             txn.abort()
             raise
+        audit.record(self.layout, "install", changes)  # still under the home's lock
 
     def _stage_version(
         self,
@@ -293,6 +363,11 @@ class Store:
         assert cand.source is not None
         assert change.version is not None
         bundle = cand.source.fetch(cand)
+        # The trust policy decides again here, where the receipt's signer comes from, so
+        # that nothing reaches a version folder without it (see .trust): install and sync.
+        from .trust import Trust
+
+        signer = Trust.of_home(self.layout.home).check_bundle(bundle).signer
         staged = txn.stage_dir()
         try:
             bundle.extract_to(staged)
@@ -311,9 +386,175 @@ class Store:
             bundle.sha256,
             bundle.manifest_sha256,
             _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            signer=signer,
             python_dependencies=pins,
         )
         txn.write(self.layout.receipt_path(cand.id, cand.version), msgspec.json.encode(receipt))
+
+    # ------------------------------------------------------------ lock, sync
+
+    def lock(self) -> tuple[Lockfile, list[str]]:
+        """The lock of this home's active versions, and warnings about their sources.
+
+        Reads the receipts only; see :mod:`.lock` (``write_lock`` writes it to a file).
+        """
+        from .lock import lock_home
+
+        recover_pending(self.layout)
+        return lock_home(self.layout)
+
+    def sync(
+        self,
+        lock: Lockfile,
+        *,
+        prune: bool = False,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> SyncOutcome:
+        """Make the home match ``lock``: install, reinstall or switch to every locked version.
+
+        A locked version already installed is kept only when its receipt records the
+        locked sha256 and ``verify`` finds its files intact; otherwise it is installed
+        again. What is missing is fetched from each entry's source and checked against the
+        lock's sha256 before the home's lock is taken. Installed versions the lock does not
+        name are left and listed in ``unlocked``, or with ``prune`` removed. A source that
+        cannot be fetched, a bundle that is not the locked one, or a locked set whose
+        dependencies are not met raises before anything is written; everything else is
+        one transaction, so a failed sync leaves the previous state.
+        """
+        from .lock import fetch_locked
+
+        artifacts = Artifacts(
+            self.layout.cache,
+            self.limits,
+            offline=self.offline,
+            cache_downloads=False,  # checked against the lock after reading: see install
+            progress=progress,
+        )
+        try:
+            recover_pending(self.layout)
+            fetched = {
+                e.id: fetch_locked(lock, e, artifacts) for e in self._plan_sync(lock).fetches
+            }
+            with self._lock_unless_dry_run(dry_run):
+                return self._sync(lock, fetched, artifacts, prune=prune, dry_run=dry_run)
+        finally:
+            artifacts.close()
+
+    def _plan_sync(self, lock: Lockfile) -> SyncPlan:
+        from .lock import plan_sync
+
+        versions = list(self.layout.installed())
+        ids = sorted({v.id for v in versions} & {e.id for e in lock.entries})
+        damaged = {(r.id, r.version) for r in verify(self.layout, ids) if not r.ok} if ids else ()
+        return plan_sync(lock, versions, damaged)
+
+    def _sync(
+        self,
+        lock: Lockfile,
+        fetched: dict[str, Candidate],
+        artifacts: Artifacts,
+        *,
+        prune: bool,
+        dry_run: bool,
+    ) -> SyncOutcome:
+        from .lock import fetch_locked
+
+        plan = self._plan_sync(lock)  # again, under the lock: the home may have changed
+        installed = self.installed()
+        outcome = SyncOutcome(dry_run=dry_run)
+        chosen: dict[str, Candidate] = {}
+        for step in plan.steps:
+            entry = step.entry
+            have = next(
+                (c for c in installed.get(entry.id, ()) if c.version == entry.version), None
+            )
+            if step.action in ("keep", "switch") and have is not None:
+                chosen[entry.id] = have
+                outcome.changes.append(Change(step.action, entry.id, entry.version, step.previous))
+                continue
+            cand = fetched.get(entry.id)
+            if cand is None:
+                cand = fetched[entry.id] = fetch_locked(lock, entry, artifacts)
+            chosen[entry.id] = cand
+            action: Action = "install" if have is None and step.action == "install" else "reinstall"
+            outcome.changes.append(
+                Change(
+                    action,
+                    entry.id,
+                    entry.version,
+                    step.previous,
+                    cand.origin,
+                    isolated=is_isolated(cand.manifest),
+                )
+            )
+            if step.reason:
+                outcome.warnings.append(f"{step.reason}: installing it again")
+        doomed: dict[str, set[str]] = {}
+        for v in plan.unlocked:
+            outcome.unlocked.append((v.id, v.version))
+            if prune:
+                doomed.setdefault(v.id, set()).add(v.version)
+                outcome.changes.append(Change("remove", v.id, v.version))
+            else:
+                outcome.warnings.append(
+                    f"{v.id} {v.version} is installed but not in {lock.name}: left as it is "
+                    "(sync --prune removes it)"
+                )
+        self._check_synced(lock, installed, chosen, doomed, prune)
+        outcome.warnings += self._check_trust(outcome.changes, chosen)  # see .trust
+        remaining = {pid: vs for pid, vs in installed.items() if pid in chosen or pid not in doomed}
+        python_deps = plan_python_dependencies(
+            self.layout, chosen, remaining, Pip(offline=self.offline, find_links=self.find_links)
+        )
+        outcome.warnings += python_deps.warnings
+        isolated = plan_isolated(chosen, python_deps.pip)
+        if dry_run or all(c.action == "keep" for c in outcome.changes):
+            return outcome
+        gone = audit_facts(self.layout, doomed)  # their receipts go with them
+        txn = Transaction(self.layout)
+        try:
+            for change in outcome.changes:
+                if change.action in ("install", "reinstall"):
+                    self._stage_version(txn, chosen[change.id], change, python_deps, isolated)
+                if change.action in ("install", "reinstall", "switch"):
+                    assert change.version is not None
+                    txn.write(self.layout.active_file(change.id), change.version.encode())
+            for pid, versions in doomed.items():
+                self._stage_removal(txn, pid, versions, whole=pid not in chosen)
+            _bump_generation(txn, self.layout)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        audit.record(self.layout, "sync", outcome.changes, facts=gone)
+        return outcome
+
+    def _check_synced(
+        self,
+        lock: Lockfile,
+        installed: dict[str, list[Candidate]],
+        chosen: dict[str, Candidate],
+        doomed: dict[str, set[str]],
+        prune: bool,
+    ) -> None:
+        """Refuse a sync that would leave an active plugin's dependencies unmet."""
+        after = {
+            pid: [c for c in versions if c.version not in doomed.get(pid, ())]
+            for pid, versions in installed.items()
+        }
+        new_active: dict[str, str | None] = {pid: None for pid in doomed if pid not in chosen}
+        for pid, cand in chosen.items():
+            if not cand.installed:
+                after[pid] = [*(c for c in after.get(pid, ()) if c.version != cand.version), cand]
+            new_active[pid] = cand.version
+        broken = [text for _, text in _newly_broken(installed, after, new_active)]
+        if broken:
+            hint = "" if prune else ", or use --prune to remove the plugins it does not name"
+            raise ResolutionError(
+                f"refusing to sync {lock.name}: " + "; ".join(broken) + "; nothing was changed "
+                f"(lock a set whose dependencies are met{hint})"
+            )
 
     # ------------------------------------------------------------ remove, use
 
@@ -355,20 +596,11 @@ class Store:
             outcome.warnings += broken
             if dry_run:
                 return outcome
+            gone = audit_facts(self.layout, doomed)  # their receipts go with them
             txn = Transaction(self.layout)
             try:
                 for pid, versions in doomed.items():
-                    for version in sorted(versions):
-                        txn.delete(self.layout.receipt_path(pid, version))
-                        txn.delete(pydeps_dir(self.layout, pid, version))  # see .pydeps
-                        txn.delete(venv_dir(self.layout.home, pid, version))  # see .venvs
-                    if not after[pid]:
-                        txn.delete(self.layout.plugin_dir(pid))
-                        txn.delete(pydeps_dir(self.layout, pid))
-                        txn.delete(venv_dir(self.layout.home, pid))
-                        continue
-                    for version in sorted(versions):
-                        txn.delete(self.layout.version_dir(pid, version))
+                    self._stage_removal(txn, pid, versions, whole=not after[pid])
                     target = new_active.get(pid)
                     if target is not None:
                         txn.write(self.layout.active_file(pid), target.encode())
@@ -377,7 +609,25 @@ class Store:
             except BaseException:
                 txn.abort()
                 raise
+            audit.record(self.layout, "remove", outcome.changes, facts=gone)
             return outcome
+
+    def _stage_removal(
+        self, txn: Transaction, pid: str, versions: Collection[str], *, whole: bool
+    ) -> None:
+        """Delete ``versions`` of ``pid`` with their receipts, python dependencies and
+        venvs; ``whole``: they are all its versions, so its folders go too."""
+        for version in sorted(versions):
+            txn.delete(self.layout.receipt_path(pid, version))
+            txn.delete(pydeps_dir(self.layout, pid, version))  # see .pydeps
+            txn.delete(venv_dir(self.layout.home, pid, version))  # see .venvs
+        if whole:
+            txn.delete(self.layout.plugin_dir(pid))
+            txn.delete(pydeps_dir(self.layout, pid))
+            txn.delete(venv_dir(self.layout.home, pid))
+            return
+        for version in sorted(versions):
+            txn.delete(self.layout.version_dir(pid, version))
 
     def use(self, plugin_id: str, version: str, *, force: bool = False) -> Outcome:
         """Make an installed version the active one, after checking dependents."""
@@ -411,6 +661,7 @@ class Store:
                 txn.abort()
                 raise
             outcome.changes.append(Change("switch", plugin_id, version, previous))
+            audit.record(self.layout, "use", outcome.changes)
             return outcome
 
     def set_enabled(self, plugin_id: str, enabled: bool) -> Outcome:
@@ -437,13 +688,16 @@ class Store:
             return True
 
         edit_config(self.layout, edit)
+        audit.record(self.layout, action, outcome.changes)
         return outcome
 
     def grant(self, plugin_id: str, pairs: Sequence[tuple[str, str]]) -> GrantOutcome:
         """Grant ``(kind, value)`` permissions in ``config.toml``; see :mod:`.grants`."""
         from .grants import grant
 
-        return grant(self.layout, plugin_id, pairs)
+        outcome = grant(self.layout, plugin_id, pairs)
+        audit.record(self.layout, "grant", outcome.changes)
+        return outcome
 
     def revoke(
         self, plugin_id: str, patterns: Sequence[tuple[str, str | None]] = ()
@@ -451,10 +705,19 @@ class Store:
         """Revoke permissions (all of them, without ``patterns``); see :mod:`.grants`."""
         from .grants import revoke
 
-        return revoke(self.layout, plugin_id, patterns)
+        outcome = revoke(self.layout, plugin_id, patterns)
+        audit.record(self.layout, "revoke", outcome.changes)
+        return outcome
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def audit_facts(
+    layout: Layout, doomed: Mapping[str, Collection[str]]
+) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """Source and hashes of versions about to be removed, for the audit trail."""
+    return {(pid, v): audit.version_facts(layout, pid, v) for pid, vs in doomed.items() for v in vs}
 
 
 class _Candidates(dict[str, list[Candidate]]):
@@ -467,6 +730,8 @@ class _Candidates(dict[str, list[Candidate]]):
         artifacts: Artifacts,
         sources: Sequence[Source],
         force: bool,
+        *,
+        allowed: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         super().__init__()
         self._installed = installed
@@ -474,6 +739,8 @@ class _Candidates(dict[str, list[Candidate]]):
         self._artifacts = artifacts
         self._sources = sources
         self._force = force
+        # install --locked: the only versions these ids may have (see lock.allowed_versions).
+        self._allowed = allowed or {}
 
     def __missing__(self, plugin_id: str) -> list[Candidate]:
         found: list[Candidate] = []
@@ -497,6 +764,8 @@ class _Candidates(dict[str, list[Candidate]]):
             if c.version not in seen:
                 found.append(c)
                 seen.add(c.version)
+        if plugin_id in self._allowed:
+            found = [c for c in found if c.version in self._allowed[plugin_id]]
         self[plugin_id] = found
         return found
 

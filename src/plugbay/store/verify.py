@@ -9,6 +9,11 @@ reported as extra; anything else found beside the listed files is.
 
 An isolated Python plugin (``isolation = "process"``) must also have its virtual
 environment, with an interpreter that still exists (see :mod:`.venvs`).
+
+Signatures: a version the receipt says was signed must still have its
+``MANIFEST.json.sig``, verifying against the keyring as it is now, by a key still trusted
+for its namespace; a version installed unsigned is reported when ``[policy]
+require-signatures`` now covers it (see :mod:`.trust`).
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from .bundle import FILES_JSON, MANIFEST_JSON, SIGNATURE, FilesList, ManifestFile
 from .layout import Layout, Receipt
+
+if TYPE_CHECKING:
+    from .trust import Trust
 
 __all__ = ["VerifyReport", "verify"]
 
@@ -55,16 +63,19 @@ def verify(layout: Layout, ids: list[str] | None = None) -> list[VerifyReport]:
 
     A receipt whose version folder is gone (or lost its MANIFEST.json) is reported too.
     """
+    from .trust import Trust
+
     wanted = set(ids or ())
     reports = []
     seen: set[str] = set()
     checked: set[tuple[str, str]] = set()
+    trust = Trust.of_home(layout.home)
     for v in layout.installed():
         if wanted and v.id not in wanted:
             continue
         seen.add(v.id)
         checked.add((v.id, v.version))
-        reports.append(_verify_one(layout, v.id, v.version, v.path))
+        reports.append(_verify_one(layout, v.id, v.version, v.path, trust))
     for receipt in _receipts(layout):
         if (wanted and receipt.id not in wanted) or (receipt.id, receipt.version) in checked:
             continue
@@ -104,7 +115,9 @@ def _receipts(layout: Layout) -> list[Receipt]:
     return out
 
 
-def _verify_one(layout: Layout, plugin_id: str, version: str, folder: Path) -> VerifyReport:
+def _verify_one(
+    layout: Layout, plugin_id: str, version: str, folder: Path, trust: Trust
+) -> VerifyReport:
     report = VerifyReport(plugin_id, version, str(folder))
     receipt = layout.read_receipt(plugin_id, version)
     try:
@@ -127,6 +140,9 @@ def _verify_one(layout: Layout, plugin_id: str, version: str, folder: Path) -> V
         return report
     if hashlib.sha256(files_bytes).hexdigest() != mfile.files_sha256:
         report.modified.append(FILES_JSON)
+    missing, errors = trust.installed_problems(plugin_id, version, folder, receipt)
+    report.missing += missing
+    report.errors += errors
     _verify_venv(layout, report, mfile.manifest, folder)
     listed = set()
     base = os.fspath(folder) + os.sep

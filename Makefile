@@ -41,6 +41,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/exec/run.py
 	$(MAKE) wasm-example
 	$(BIN)/python benchmarks/wasm/run.py
+	$(BIN)/python benchmarks/reload/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

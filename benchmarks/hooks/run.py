@@ -42,6 +42,7 @@ import pluggy
 
 import plugbay
 from plugbay.hooks import HookImpl, Hooks
+from plugbay.metrics import Metrics
 
 # The shared report helpers live one folder up (this file runs as a script).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -67,6 +68,7 @@ ROUNDS = {
     "register": (7, 2),
     "async": (15, 3),
     "async_sequential": (2, 1),
+    "metrics": (21, 3),
 }
 
 #: targets (see docs/benchmarks.md, section Hooks)
@@ -74,6 +76,7 @@ CALL_RATIO_MAX = 0.7
 REGISTER_1000_MAX_MS = 20.0
 GROWTH_SLACK = 1.2  # linear growth within 20 %: 2,000/1,000 <= 2.4, 4,000/1,000 <= 4.8
 CONCURRENT_MAX_MS = 15.0  # "about 10 ms": the 10 ms sleeps overlap
+METRICS_RATIO_MAX = 1.10  # a hook call with metrics on, over the same call with them off
 
 PROJECT = "bench"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -295,6 +298,51 @@ def measure_calls(rounds: int) -> list[dict[str, Any]]:
                     a / b for a, b in zip(pb, pl, strict=True)
                 ),
                 "met": ratio <= CALL_RATIO_MAX,
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------- 1b. metrics on vs off
+
+
+def measure_metrics(rounds: int) -> list[dict[str, Any]]:
+    """``hooks.h(a=, b=)`` with ``hooks.measure(Metrics())`` beside the same hook without,
+    alternately, for 1, 10 and 100 implementations."""
+    out = []
+    for impls in IMPL_COUNTS:
+        off, on = build_plugbay(impls, False), build_plugbay(impls, False)
+        metrics = Metrics()
+        on.measure(metrics)
+        if not off.h(a=1, b=2) == on.h(a=1, b=2) == [1] * impls:
+            raise SystemExit("metrics on: unexpected hook results")
+        trial = 200 + 2_000 // impls
+        calls = max(100, int(SAMPLE_SECONDS / (call_via_attribute(on, trial) / trial)))
+        seconds: dict[str, list[float]] = {"off": [], "on": []}
+        for r in range(rounds):
+            for name in alternate(r, ["off", "on"]):
+                relay = on if name == "on" else off
+                seconds[name].append(call_via_attribute(relay, calls) / calls * 1e6)
+        counted = sum(c["calls"] for c in metrics.snapshot()["contributions"] if c["name"] == "h")
+        # The verdict uses the fastest sample of each: load from other processes only ever
+        # slows a sample down, and on a shared machine it comes in bursts that can hit a
+        # whole stretch of "on" samples and few "off" ones (the medians and the paired
+        # ratios are reported beside it).
+        ratio = min(seconds["on"]) / min(seconds["off"])
+        out.append(
+            {
+                "impls": impls,
+                "calls_per_sample": calls,
+                "off_us": summary(seconds["off"]),
+                "on_us": summary(seconds["on"]),
+                "ratio": ratio,
+                "median_ratio": statistics.median(seconds["on"])
+                / statistics.median(seconds["off"]),
+                "paired_ratio_median": statistics.median(
+                    a / b for a, b in zip(seconds["on"], seconds["off"], strict=True)
+                ),
+                "implementation_calls_counted": counted,
+                "met": ratio <= METRICS_RATIO_MAX,
             }
         )
     return out
@@ -542,6 +590,7 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         k: int(k.split("/")[0].replace(",", "")) / PLUGIN_COUNTS[0] * GROWTH_SLACK for k in growth
     }
     concurrent = r["async"]["concurrent"]["median"]
+    worst_metrics = max(r["metrics"], key=lambda m: m["ratio"])
     return [
         {
             "target": f"hook call ≤ {CALL_RATIO_MAX}x pluggy's time, every case",
@@ -563,6 +612,11 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
             "target": f"concurrent acall, 100 x 10 ms sleeps ≈ 10 ms (≤ {CONCURRENT_MAX_MS:g} ms)",
             "measured": f"{concurrent:.1f} ms",
             "met": concurrent <= CONCURRENT_MAX_MS,
+        },
+        {
+            "target": f"hook call with metrics on ≤ {METRICS_RATIO_MAX:.2f}x metrics off",
+            "measured": f"worst {worst_metrics['ratio']:.3f}x ({worst_metrics['impls']} impls)",
+            "met": all(m["met"] for m in r["metrics"]),
         },
     ]
 
@@ -601,6 +655,24 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {hook} | {call} | {pb['median']:.2f} ({pb['min']:.2f}-{pb['max']:.2f}) "
             f"| {pl['median']:.2f} ({pl['min']:.2f}-{pl['max']:.2f}) "
             f"| {c['ratio']:.2f}x | {yes(c['met'])} |"
+        )
+    lines += [
+        "",
+        f"**Metrics on vs off** (`hooks.h(a=, b=)` with `hooks.measure(Metrics())`, µs per "
+        f"call, {r['rounds']['metrics']} rounds, alternating; the verdict compares the fastest "
+        f"samples, target ≤ {METRICS_RATIO_MAX:.2f}x):",
+        "",
+        "| hook | off µs, min (median) | on µs, min (median) | on/off, min | on/off, median "
+        "| paired median | met |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for m in r["metrics"]:
+        impls = f"{m['impls']} impl{'s' if m['impls'] > 1 else ''}"
+        off, on = m["off_us"], m["on_us"]
+        lines.append(
+            f"| {impls} | {off['min']:.3f} ({off['median']:.3f}) "
+            f"| {on['min']:.3f} ({on['median']:.3f}) | {m['ratio']:.3f}x "
+            f"| {m['median_ratio']:.3f}x | {m['paired_ratio_median']:.3f}x | {yes(m['met'])} |"
         )
     lines += [
         "",
@@ -672,6 +744,13 @@ def table(r: dict[str, Any]) -> str:
         out.append(
             f"{c['case']:<44}{c['plugbay_us']['median']:>10.3f}{c['pluggy_us']['median']:>10.3f}"
             f"{c['ratio']:>7.2f}x{'' if c['met'] else '  over target'}"
+        )
+    out.append(f"\n{'metrics on vs off (µs, min; median ratio)':<44}{'off':>10}{'on':>10}")
+    for m in r["metrics"]:
+        label = f"{m['impls']} impls"
+        out.append(
+            f"{label:<44}{m['off_us']['min']:>10.3f}"
+            f"{m['on_us']['min']:>10.3f}{m['ratio']:>7.3f}x ({m['median_ratio']:.3f}x)"
         )
     out.append(f"\n{'registration + first calls (ms, median)':<44}{'plugbay':>10}{'pluggy':>10}")
     reg = r["registration"]
@@ -746,6 +825,8 @@ def run(quick: bool) -> dict[str, Any]:
     print(f"per-call overhead, {rounds['call']} rounds ...", flush=True)
     r["calls"] = measure_calls(rounds["call"])
     rss["calls"] = peak_rss_mb()
+    print(f"metrics on vs off, {rounds['metrics']} rounds ...", flush=True)
+    r["metrics"] = measure_metrics(rounds["metrics"])
     print(f"registration, {rounds['register']} rounds ...", flush=True)
     r["registration"] = measure_registration(rounds["register"])
     rss["registration"] = peak_rss_mb()

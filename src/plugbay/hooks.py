@@ -32,10 +32,13 @@ from dataclasses import dataclass, field
 from difflib import get_close_matches
 from operator import attrgetter
 from types import CodeType, FunctionType, MethodType
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .discovery import Problem
 from .errors import HookCallError, HookSpecError, PluginError
+
+if TYPE_CHECKING:
+    from .metrics import ContributionStats, Metrics
 
 __all__ = [
     "LIFECYCLE_HOOKS",
@@ -239,6 +242,9 @@ class HookCaller:
         self._version = 0
         self._history: list[dict[str, Any]] = []
         self._lock = threading.RLock()
+        # Metrics on: the globals of the dispatchers that count calls (see _flush_metrics).
+        # Each: [globals, dispatcher, the count (its ``_n``) already flushed, timed twin].
+        self._measured: list[list[Any]] = []
 
     # ------------------------------------------------------------ registration
 
@@ -322,7 +328,11 @@ class HookCaller:
         tracer = self._hooks._tracer
         if tracer is not None:
             return lambda **kw: self._traced(impls, kw, tracer)
-        fn = _compile(self.spec, impls, None, self._hooks._code)
+        metrics = self._hooks._metrics
+        if metrics is None:
+            fn = _compile(self.spec, impls, None, self._hooks._code)
+        else:
+            fn = self._compile_measured(impls, metrics)
         with self._lock:
             # Kept only if nothing changed meanwhile and no implementation was skipped (a
             # plugin still loading, or one that failed to, is tried again on the next call).
@@ -330,7 +340,90 @@ class HookCaller:
                 self._ready = fn
                 if not self.spec.historic:
                     self._compiled = fn
+                    if metrics is not None:
+                        self._arm()  # the first calls are timed
         return fn
+
+    def _compile_measured(self, impls: list[HookImpl], metrics: Metrics) -> Callable[..., Any]:
+        """A dispatcher that counts its calls, and a twin whose implementations are timed
+        (see :meth:`_arm`)."""
+        from dataclasses import replace
+
+        self._flush_metrics()  # the dispatchers it replaces count no more
+        plain = [i for i in impls if not i.wrapper]
+        stats = tuple(metrics.contribution(i.plugin_id, "hook", self.name) for i in plain)
+        wrapper_stats = tuple(
+            metrics.contribution(i.plugin_id, "hook", self.name) for i in impls if i.wrapper
+        )
+        stops = [0] * len(plain)
+        failed = _failure_recorder(stats, stops, self.spec.on_error == "raise")
+        timed = [
+            i if i.wrapper else replace(i, function=_timed(i.function, stats[n]))
+            for n, i in enumerate(i for i in impls if not i.wrapper)
+        ]
+        timed = [*(i for i in impls if i.wrapper), *timed]
+        code = self._hooks._code
+        twin = _compile(self.spec, timed, None, code, _Measure(stats, stops, failed, False))
+        fn = _compile(self.spec, impls, None, code, _Measure(stats, stops, failed, True))
+        env = fn.__globals__
+        env["_wst"] = wrapper_stats
+        with self._lock:
+            self._measured.append([env, fn, env["_n"], twin])
+        return fn
+
+    def _flush_metrics(self) -> None:
+        """Add the calls the dispatchers counted to each implementation's stats.
+
+        A call that stopped early (an error with on_error "raise", or firstresult) did not
+        reach the implementations after the one it stopped at: ``_stops`` says where.
+        """
+        with self._lock:  # two snapshots at once must not both take the same counts
+            measured = self._measured
+            self._measured = [m for m in measured if m[1] is self._ready]
+            for m in measured:
+                env = m[0]
+                now = env["_n"]  # only read: the dispatcher may be counting meanwhile
+                n, m[2] = now - m[2], now
+                # Subtracted rather than reset, for the same reason.
+                stops = env["_stops"]
+                taken = list(stops)
+                for i, count in enumerate(taken):
+                    stops[i] -= count
+                reached = n
+                for stats, stopped in zip(env["_st"], taken, strict=True):
+                    stats.calls += reached
+                    reached -= stopped
+                for stats in env["_wst"]:
+                    stats.calls += n
+        self._arm()  # the next calls are timed: a sample after each snapshot
+
+    def _arm(self) -> None:
+        """Let the next SAMPLE_BURST calls go through the timed twin of the dispatcher.
+
+        The twin is swapped in for those calls, so that the dispatcher itself never has to
+        ask whether to time a call (that test would cost more than the counting).
+        """
+        from .metrics import SAMPLE_BURST
+
+        with self._lock:
+            main = self._compiled
+            current = next((m for m in self._measured if m[1] is main), None)
+            if main is None or current is None:
+                return  # not compiled now, or a burst is under way
+            env, twin = current[0], current[3]
+            left = [SAMPLE_BURST]
+
+            def sampled(**kwargs: Any) -> Any:
+                env["_n"] += 1  # counted like the dispatcher's own calls
+                left[0] -= 1
+                if left[0] <= 0:  # <=: two threads may both have passed 0
+                    with self._lock:
+                        # Only if nothing changed meanwhile: never bring back a stale one.
+                        if self._compiled is sampled:
+                            self._compiled = main
+                return twin(**kwargs)
+
+            self._compiled = sampled
 
     def _bound(self) -> tuple[list[HookImpl], int, bool]:
         """The implementations in order with lazy ones loaded, the version they are from,
@@ -432,6 +525,20 @@ class HookCaller:
     ) -> Any:
         if tracer is not None:
             tracer("impl", self.name, impl.plugin_id, kwargs, None, 0.0)
+        metrics = self._hooks._metrics
+        if metrics is not None:
+            t0 = time.perf_counter()
+            failed = True
+            try:
+                value = await self._one_unmeasured(impl, kwargs, asyncio)
+                failed = False
+            finally:
+                elapsed = time.perf_counter() - t0
+                metrics.record_call(impl.plugin_id, "hook", self.name, elapsed, error=failed)
+            return value
+        return await self._one_unmeasured(impl, kwargs, asyncio)
+
+    async def _one_unmeasured(self, impl: HookImpl, kwargs: dict[str, Any], asyncio: Any) -> Any:
         timer: Any = None
         try:
             value = impl.function(**_pick(impl, kwargs))  # type: ignore[misc]
@@ -654,6 +761,7 @@ def _compile(
     impls: Sequence[HookImpl],
     tracer: Tracer | None = None,
     cache: dict[str, CodeType] | None = None,
+    measure: _Measure | None = None,
 ) -> Callable[..., Any]:
     """Generate a function that calls ``impls`` in order with the hook's arguments.
 
@@ -662,6 +770,9 @@ def _compile(
     implementation (they are in the function's globals), so hooks with the same arguments,
     options and kinds of implementations are compiled once, through ``cache``; each gets
     a copy of the code naming it, for tracebacks.
+
+    With ``measure``, failures and early stops are recorded, and (``measure.counting``)
+    the entry function counts its calls.
     """
     env: dict[str, Any] = {
         "_Error": HookCallError,
@@ -680,11 +791,17 @@ def _compile(
     traced = tracer is not None
     wrappers = [i for i in impls if i.wrapper]
     plain = [i for i in impls if not i.wrapper]
-    lines = _plain_source(spec, plain, env, traced)
+    marked = measure is not None
+    if measure is not None:
+        env.update(_st=measure.stats, _stops=measure.stops, _failed=measure.failed)
+        env.update(_n=0, _wst=())
+    lines = _plain_source(spec, plain, env, traced, marked)
     if wrappers and (traced or len(wrappers) > _INLINE_WRAPPERS):
         lines += _wrapping_loop_source(spec, wrappers, env, traced)
     elif wrappers:
         lines += _wrapping_source(spec, wrappers, env)
+    if measure is not None and measure.counting:
+        lines = _counting(lines, "_dispatch" if wrappers else "_plain")
     source = "\n".join(lines)
     code = None if cache is None else cache.get(source)
     if code is None:
@@ -704,8 +821,23 @@ def _compile(
     return fn
 
 
+def _counting(lines: list[str], entry: str) -> list[str]:
+    """Make the ``entry`` function count its calls in the global ``_n``.
+
+    Read, never written, by the flush (HookCaller._flush_metrics), but for the timed twin's
+    calls, which run one at a time in a burst. A global, not a closure cell: the dispatcher
+    is called with ``**kwargs``, and that call costs more for a closure.
+    """
+    start = lines.index(next(line for line in lines if line.startswith(f"def {entry}(")))
+    return [*lines[: start + 1], "    global _n", "    _n += 1", *lines[start + 1 :]]
+
+
 def _plain_source(
-    spec: HookSpec, plain: Sequence[HookImpl], env: dict[str, Any], traced: bool
+    spec: HookSpec,
+    plain: Sequence[HookImpl],
+    env: dict[str, Any],
+    traced: bool,
+    marked: bool = False,
 ) -> list[str]:
     """``_plain(*args)``: each implementation in turn, a plain call each."""
     collect = spec.on_error == "collect"
@@ -720,9 +852,16 @@ def _plain_source(
             env[f"_p{n}"] = impl.plugin_id
             call = [f"_r = _f{n}({_call_args(impl, spec)})"]
             await_test = "hasattr(_r, '__await__')" if impl.maybe_async else ""
-            lines += _call_source(spec, call, f"_p{n}", await_test=await_test, traced=traced)
+            lines += _call_source(
+                spec,
+                call,
+                f"_p{n}",
+                await_test=await_test,
+                traced=traced,
+                at=str(n) if marked else "",
+            )
     else:
-        lines += _loop_source(spec, plain, env, traced)
+        lines += _loop_source(spec, plain, env, traced, marked)
     if collect:
         lines.append("    return _combine(_SPEC, _results, _errors)")
     else:
@@ -731,7 +870,7 @@ def _plain_source(
 
 
 def _loop_source(
-    spec: HookSpec, plain: Sequence[HookImpl], env: dict[str, Any], traced: bool
+    spec: HookSpec, plain: Sequence[HookImpl], env: dict[str, Any], traced: bool, marked: bool
 ) -> list[str]:
     """A loop over the implementations' plugin ids and functions (and styles, when they are
     called in more than one way: the style picks the call)."""
@@ -775,7 +914,10 @@ def _loop_source(
             else:
                 call.append("else:")
             call.append(f"    {line}")
-    return lines + _call_source(spec, call, "_p", await_test=await_test, traced=traced, looped=True)
+    at = "_fns.index(_f)" if marked else ""
+    return lines + _call_source(
+        spec, call, "_p", await_test=await_test, traced=traced, looped=True, at=at
+    )
 
 
 #: How an implementation is called: may it return an awaitable, the names it takes (None:
@@ -797,14 +939,21 @@ def _call_source(
     await_test: str,
     traced: bool,
     looped: bool = False,
+    at: str = "",
 ) -> list[str]:
     """The lines of one call (``call`` sets ``_r``) and what is done with its result: in the
-    body of ``_plain``, or of its loop over the implementations (``looped``)."""
+    body of ``_plain``, or of its loop over the implementations (``looped``).
+
+    ``at`` (metrics on) is the implementation's index: failures and early returns are
+    recorded with it, on those paths only.
+    """
     collect = spec.on_error == "collect"
     lines = []
     if traced:  # outside the try: a failing tracer is not the plugin's error
         lines.append(f"_tracer('impl', _HOOK, {pid}, _kwargs, None, 0.0)")
     lines += ["try:", *(f"    {line}" for line in call), "except Exception as _exc:"]
+    if at:
+        lines.append(f"    _failed({at})")
     if collect:
         lines += [
             f"    _errors.append(_call_error(_HOOK, {pid}, _exc))",
@@ -812,12 +961,13 @@ def _call_source(
         ]
     else:
         lines.append(f"    raise _Error(_HOOK, {pid}, _exc) from _exc")
+    stop = [f"_stops[{at}] += 1"] if at and spec.firstresult else []
     if spec.firstresult and not collect:
-        keep = ["return _r"]
+        keep = [*stop, "return _r"]
     else:
         keep = ["_results.append(_r)"]
         if spec.firstresult:
-            keep.append("return _combine(_SPEC, _results, _errors)")
+            keep += [*stop, "return _combine(_SPEC, _results, _errors)"]
     lines.append("if _r is not None:")
     if await_test:
         lines.append(f"    if {await_test}:")
@@ -925,6 +1075,42 @@ def _args_source(spec: HookSpec, names: tuple[str, ...] | None, positional: int)
     return ", ".join([*names[:positional], *(f"{a}={a}" for a in names[positional:])])
 
 
+class _Measure(NamedTuple):
+    """What a measured dispatcher records into (see HookCaller._compile_measured)."""
+
+    stats: tuple[ContributionStats, ...]  # of the plain implementations, in order
+    stops: list[int]  # calls that stopped at each of them (error or first result)
+    failed: Callable[[int], None]
+    counting: bool  # count the calls (the dispatcher), or not (its timed twin)
+
+
+def _failure_recorder(
+    stats: tuple[ContributionStats, ...], stops: list[int], stopping: bool
+) -> Callable[[int], None]:
+    """Record the failure of implementation ``i`` (a stop too, when errors end the call)."""
+
+    def failed(i: int) -> None:
+        stats[i].errors += 1
+        if stopping:
+            stops[i] += 1
+
+    return failed
+
+
+def _timed(function: Any, stats: ContributionStats) -> Callable[..., Any]:
+    """``function`` timed into ``stats`` (the sampled dispatcher calls these)."""
+    clock = time.perf_counter
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = clock()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            stats.observe(clock() - t0)
+
+    return timed
+
+
 def _call_error(hook: str, plugin_id: str, error: BaseException) -> HookCallError:
     """A HookCallError whose ``__cause__`` is ``error``, as if raised ``from`` it."""
     exc = HookCallError(hook, plugin_id, error)
@@ -1008,6 +1194,7 @@ class Hooks:
         self._unknown: dict[str, list[Problem]] = {}  # the problems of the pending ones
         self._tracer: Tracer | None = None
         self._code: dict[str, CodeType] = {}  # compiled dispatchers, by source (_compile)
+        self._metrics: Metrics | None = None
         self.problems: list[Problem] = []
         self._lock = threading.RLock()
         for spec in specs:
@@ -1148,6 +1335,26 @@ class Hooks:
         self._tracer = tracer
         for caller in list(self._callers.values()):
             caller._invalidate()
+
+    def measure(self, metrics: Metrics | None) -> None:
+        """Record calls, errors and (sampled) latency of every implementation in ``metrics``.
+
+        Pass None to stop. Counting costs one integer addition per hook call; the
+        ``metrics.SAMPLE_BURST`` calls after each compile and after each snapshot have
+        their implementations timed. Calls made while a tracer is set (:meth:`trace`) are
+        not recorded.
+        """
+        previous, self._metrics = self._metrics, metrics
+        if previous is not None:
+            self._flush_metrics()
+        if metrics is not None and metrics is not previous:
+            metrics.add_flusher(self._flush_metrics)
+        for caller in list(self._callers.values()):
+            caller._invalidate()
+
+    def _flush_metrics(self) -> None:
+        for caller in list(self._callers.values()):
+            caller._flush_metrics()
 
     def specs(self) -> list[HookSpec]:
         return [c.spec for c in self._callers.values()]

@@ -49,6 +49,9 @@ from .plan import LoadPlan, plan
 from .registry import Handle, Registry
 
 if TYPE_CHECKING:
+    from .health import HealthMonitor
+    from .metrics import Metrics
+    from .reload import ReloadResult, Watcher
     from .runtimes.exec import ExecRuntime
     from .runtimes.exec_proxy import OutOfProcessPlugin
     from .runtimes.wasm import WasmRuntime
@@ -85,7 +88,8 @@ class LifecycleEvent:
     """Sent to listeners added with :meth:`Host.on`."""
 
     name: str  # host_start, host_stop, plugin_loaded, plugin_failed, plugin_unloaded,
-    # plugin_event (an out-of-process plugin's "event" notification)
+    # plugin_event (an out-of-process plugin's "event" notification), before_reload and
+    # after_reload (its reason is the error when the new version was refused)
     plugin_id: str | None = None
     state: PluginState | None = None
     reason: str | None = None
@@ -95,11 +99,16 @@ class LifecycleEvent:
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """One plugin's health: ``ok``, ``degraded`` or ``failed``, with a message."""
+    """One plugin's health: ``ok``, ``degraded`` or ``failed``, with a message.
+
+    ``checked_at`` and ``last_ok`` are ``time.time()`` values: when this answer was made,
+    and when the plugin last passed a check (None if it never did).
+    """
 
     status: str
     message: str = ""
     checked_at: float = 0.0
+    last_ok: float | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,10 @@ class Host:
     function ``plugbay_call``: plugin id → the targets it may call, each ``kind:name``
     (as ``host.get`` takes it), ``kind:*`` or ``*``. Without an entry a plugin may call
     nothing (docs/wasm.md).
+
+    ``metrics=False`` turns off recording into ``host.metrics``. ``health_interval``:
+    seconds between periodic health checks (None: ``[health] interval`` of the config;
+    0: none); see docs/observability.md.
     """
 
     def __init__(
@@ -179,7 +192,11 @@ class Host:
         reporter: DiscoveryReporter | None = None,
         authorize: Authorizer | None = None,
         wasm_calls: Mapping[str, Iterable[str]] | None = None,
+        metrics: bool = True,
+        health_interval: float | None = None,
     ) -> None:
+        from .metrics import Metrics  # here, not at the top: ``import plugbay`` stays light
+
         self.app = app
         self.api_version = api_version
         self.home = home_for(app, home)
@@ -189,6 +206,10 @@ class Host:
         self.health_timeout = health_timeout
         self.registry = Registry()
         self.hooks = Hooks()
+        #: load durations, restarts, reloads, and calls of contributions (docs/observability.md)
+        self.metrics: Metrics = Metrics(enabled=metrics)
+        if metrics:
+            self.hooks.measure(self.metrics)
         self.authorize = authorize
         self._activity = ActivityLock()
         self.shared: dict[str, Any] = {}
@@ -219,6 +240,12 @@ class Host:
         self._permissions: tuple[HostConfig, Permissions] | None = None
         self._started = False
         self._stopping = False
+        self._reload_lock = threading.RLock()  # one reload at a time (reload.py)
+        self._reloading_thread: int | None = None  # the thread running a reload, if any
+        self._health_ok: dict[str, float] = {}  # plugin id -> when it last passed a check
+        self._health_running: set[tuple[str, int]] = set()  # (id, generation) being checked
+        self._health_interval = health_interval
+        self._monitor: HealthMonitor | None = None
         self.timings_ms: dict[str, float] = {}
         self.info = HostInfo(app, api_version, self.home)
 
@@ -322,6 +349,7 @@ class Host:
         )
         self._plan = None
         self.timings_ms["discover"] = (time.perf_counter() - t0) * 1e3
+        self.metrics.host_ms["discover"] = self.timings_ms["discover"]
         return self._catalog
 
     @property
@@ -340,6 +368,7 @@ class Host:
             platform=current_platform(),
         )
         self.timings_ms["plan"] = (time.perf_counter() - t0) * 1e3
+        self.metrics.host_ms["plan"] = self.timings_ms["plan"]
         return self._plan
 
     @property
@@ -399,6 +428,7 @@ class Host:
                     self._ensure_started(planned.id)
                 except LoadError:
                     continue  # recorded in its slot; the others go on
+        self._start_monitor()
         self._emit(LifecycleEvent("host_start"))
 
     def __enter__(self) -> Host:
@@ -423,12 +453,32 @@ class Host:
         """A contribution's object; its plugin is loaded on first use."""
         self.start()
         try:
-            return self.registry.get(kind, name)
+            handle = self.registry.handle(kind, name)
+            value = handle.get()
+            self.metrics.record_get(handle.plugin_id, kind, handle.name)
+            return value
         except ContributionNotFound:
+            if self._waited_for_reload():  # it was swapped out for a moment: ask again
+                return self.get(kind, name)
             failed = self._failed_provider(kind, name)
             if failed is not None:
                 raise _unavailable(failed) from None
             raise
+
+    def _waited_for_reload(self) -> bool:
+        """Wait for a reload running in another thread to end; whether there was one.
+
+        Not from inside a plugin command: the reload waits for the command to return.
+        """
+        reloading = self._reloading_thread
+        if reloading is None or reloading == threading.get_ident():
+            return False
+        try:
+            self._activity.check("get")
+        except CommandError:
+            return False
+        with self._reload_lock:
+            return True
 
     def stop(self) -> None:
         """Stop started plugins in reverse load order, each within ``stop_timeout``.
@@ -437,6 +487,9 @@ class Host:
         CommandError (the command would wait for itself).
         """
         self._activity.check("stop")
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:  # before the plugins go: it may be restarting one
+            monitor.stop()
         with self._lock:
             if not self._started:
                 return
@@ -466,6 +519,33 @@ class Host:
         finally:
             self._stopping = False
 
+    def reload(self, plugin_id: str) -> ReloadResult:
+        """Swap a plugin (and its started dependents) for the version now on disk.
+
+        If the new version cannot be planned, loaded or started, the previous one is
+        restored and keeps serving, and ReloadError says why. Running commands finish on
+        the old code first; called from inside one, it raises CommandError (docs/reload.md).
+        """
+        from .reload import ReloadError, reload_plugin
+
+        result = reload_plugin(self, plugin_id)
+        if not result.ok:
+            raise ReloadError(result)
+        return result
+
+    def watch(
+        self,
+        on_reload: Callable[[ReloadResult], None] | None = None,
+        *,
+        debounce_ms: int = 1600,
+        step_ms: int = 50,
+    ) -> Watcher:
+        """Reload plugins when their folders or ``config.toml`` change; returns the running
+        watcher (``.stop()``, or use it as a context manager). See docs/reload.md."""
+        from .reload import Watcher
+
+        return Watcher(self, on_reload=on_reload, debounce_ms=debounce_ms, step_ms=step_ms).start()
+
     def restart(self, plugin_id: str) -> PluginState:
         """Stop a plugin (and the started plugins that depend on it), then start them again.
 
@@ -478,6 +558,8 @@ class Host:
         slot = self._slot(plugin_id)
         if slot.record is None:
             raise PlanError(plugin_id, f"is {slot.state} and cannot be restarted: {slot.reason}")
+        self.metrics.count(plugin_id, "restarts")
+        _log.info("restarting plugin", extra={"plugin_id": plugin_id})
         with self._activity.changing("restart"):
             dependents = self._started_dependents(plugin_id)
             for dep in reversed(dependents):
@@ -538,9 +620,13 @@ class Host:
             self._authorize(info, clean)
         with self._activity.running(name):
             fn = self.get("command", f"{info.plugin_id}:{name}")
+            t0 = time.perf_counter()
+            failed = True
             try:
                 result = fn(clean)
+                failed = False
             except SystemExit as exc:  # a CLI-style command may exit; that is its exit code
+                failed = False
                 result = exc.code if isinstance(exc.code, int) or exc.code is None else 1
             except Exception as exc:  # noqa: BLE001 - any failure of the command is reported
                 secrets = self.secret_values()
@@ -551,6 +637,9 @@ class Host:
                 # Not chained: a traceback printed at -vvv would show the original message,
                 # which may hold a secret value.
                 raise error from None
+            finally:
+                elapsed = time.perf_counter() - t0
+                self.metrics.record_call(info.plugin_id, "command", name, elapsed, error=failed)
         if result is None or result is True:
             return 0
         if result is False or not isinstance(result, int):
@@ -578,31 +667,58 @@ class Host:
             )
 
     def health(self) -> dict[str, Health]:
-        """Each plugin's health; started plugins are asked, within ``health_timeout``."""
+        """Each plugin's health; started plugins are asked, within ``health_timeout``.
+
+        Out-of-process plugins are pinged. A check that timed out and is still running is
+        not started again: the plugin stays failed until it returns (docs/observability.md).
+        """
         self._ensure_slots()
         out: dict[str, Health] = {}
         for plugin_id in sorted(self._slots):
             slot = self._slots[plugin_id]
-            now = time.time()
-            if slot.state is not PluginState.STARTED:
-                bad = slot.state in (PluginState.FAILED, PluginState.BLOCKED)
-                status = "failed" if bad else "ok"
-                message = slot.reason or f"{slot.state} (not loaded yet)"
-                out[plugin_id] = Health(status, message if bad else str(slot.state), now)
-                continue
-            check = getattr(slot.obj, "health", None)
-            if check is None:
-                out[plugin_id] = Health("ok", "started", now)
-                continue
-            try:
-                value = self._call(slot, "health", check, timeout=self.health_timeout, record=False)
-            except LoadError as exc:
-                out[plugin_id] = Health("failed", exc.reason, now)
-                continue
-            health = _health_from(value, now)
-            secrets = slot.config.secret_values() if slot.config is not None else []
-            out[plugin_id] = replace(health, message=scrub(health.message, secrets))
+            checked = slot.state is PluginState.STARTED
+            health = self._check_health(slot) if checked else _health_of_unstarted(slot)
+            if checked and health.status == "ok":
+                self._health_ok[plugin_id] = health.checked_at
+            elif checked and health.status == "failed":
+                self.metrics.count(plugin_id, "health_failures")
+                _log.warning(
+                    "health check failed: %s", health.message, extra={"plugin_id": plugin_id}
+                )
+            out[plugin_id] = replace(health, last_ok=self._health_ok.get(plugin_id))
         return out
+
+    def _check_health(self, slot: _Slot) -> Health:
+        """Ask a started plugin how it is (its ``health()``), within ``health_timeout``."""
+        now = time.time()
+        check = getattr(slot.obj, "health", None)
+        if check is None:
+            return Health("ok", "started", now)
+        key = (slot.id, slot.generation)
+        with self._lock:
+            if key in self._health_running:
+                # Its thread cannot be killed; starting another would pile up hung threads.
+                return Health("failed", "its previous health check has not returned yet", now)
+            self._health_running.add(key)
+
+        def run() -> Any:
+            try:
+                value = check()
+                if hasattr(value, "__await__"):
+                    import asyncio
+
+                    value = asyncio.run(_awaited(value))
+                return value
+            finally:
+                self._health_running.discard(key)
+
+        try:
+            value = self._call(slot, "health", run, timeout=self.health_timeout, record=False)
+        except LoadError as exc:
+            return Health("failed", exc.reason, now)
+        health = _health_from(value, now)
+        secrets = slot.config.secret_values() if slot.config is not None else []
+        return replace(health, message=scrub(health.message, secrets))
 
     def status(self) -> list[PluginStatus]:
         """A snapshot of every plugin's state, reason and timings (a stopped host stays so)."""
@@ -635,6 +751,21 @@ class Host:
 
     # ------------------------------------------------------------ internals
 
+    def _start_monitor(self) -> None:
+        """Start periodic health checks if an interval is set (argument or ``[health]``)."""
+        settings = self.config.health
+        interval = self._health_interval
+        interval = settings.interval if interval is None else interval
+        if interval > 0 and self._monitor is None:
+            from .health import HealthMonitor
+
+            self._monitor = HealthMonitor(
+                self,
+                interval,
+                max_restarts=settings.max_restarts,
+                restart_window=settings.restart_window,
+            ).start()
+
     def _ensure_slots(self) -> None:
         """Start a host never started; a stopped host is reported as stopped, not restarted."""
         with self._lock:
@@ -654,12 +785,18 @@ class Host:
 
     def _emit(self, event: LifecycleEvent) -> None:
         """Tell listeners (``host.on``) and the plugins subscribed to the lifecycle hook."""
+        if event.name == "after_reload" and event.reason is None and event.plugin_id:
+            self.metrics.count(event.plugin_id, "reloads")  # host.reload() and the watcher
         self._fire_hook(event)
         for listener in list(self._listeners):
             try:
                 listener(event)
             except Exception:  # noqa: BLE001 - a faulty listener must not break the lifecycle
-                _log.exception("lifecycle listener failed on %s", event.name)
+                _log.exception(
+                    "lifecycle listener failed on %s",
+                    event.name,
+                    extra={"plugin_id": event.plugin_id},
+                )
 
     def _fire_hook(self, event: LifecycleEvent) -> None:
         name, pid = event.name, event.plugin_id
@@ -958,6 +1095,7 @@ class Host:
     def _load(self, slot: _Slot, events: list[LifecycleEvent]) -> None:
         record = slot.record
         assert record is not None
+        t_load = time.perf_counter()
         p = record.manifest.plugin
         remote = _runs_out_of_process(record)
         if p.runtime not in ("python", "wasm") and not remote:
@@ -971,27 +1109,14 @@ class Host:
         except ConfigError as exc:  # its message names the field and never a secret value
             reason = str(exc).removeprefix(f"config of {slot.id}: ")
             raise LoadError(slot.id, "config", reason) from None
-        step_timeout: float | None = None
-        if remote:
-            proxy = self._spawn(slot)
-            obj: Any = proxy
-            step_timeout = max(self.load_timeout, proxy.step_timeout)
-        elif p.runtime == "wasm":
-            sandboxed = self._sandbox(slot)
-            obj = sandboxed
-            step_timeout = max(self.load_timeout, sandboxed.settings.call_timeout + 1.0)
-        else:
-            obj = self._builtin_objects.get(slot.id)
-            if obj is None and p.entry is not None:
-                obj = self._call(slot, "import", self._runtime.import_entry, record, p.entry)
-            if isinstance(obj, type):
-                obj = self._call(slot, "import", obj)
+        obj, step_timeout = self._plugin_object(slot, record, remote)
         slot.obj = obj
         self._set(slot, PluginState.LOADED)
         if obj is None:
             self._bind_hooks(slot, obj)
             self._set(slot, PluginState.INITIALIZED)
             self._set(slot, PluginState.STARTED)
+            self.metrics.record_load(slot.id, {"load": (time.perf_counter() - t_load) * 1e3})
             events.append(LifecycleEvent("plugin_loaded", slot.id, slot.state))
             return
         register = getattr(obj, "register", None)
@@ -1003,16 +1128,55 @@ class Host:
 
             self._call(slot, "register", register, PluginApi(slot.id, self.info, add))
         self._bind_hooks(slot, obj)
+        t_init = time.perf_counter()
         init = getattr(obj, "init", None)
         if init is not None:
             self._call(slot, "init", init, self._context(slot), timeout=step_timeout)
         self._set(slot, PluginState.INITIALIZED)
+        t_start = time.perf_counter()
         start = getattr(obj, "start", None)
         if start is not None:
             self._call(slot, "start", start)
         self._set(slot, PluginState.STARTED)
-        _log.info("plugin started", extra={"plugin_id": slot.id})
+        self._record_load(slot, t_load, t_init, t_start)
         events.append(LifecycleEvent("plugin_loaded", slot.id, slot.state))
+
+    def _plugin_object(
+        self, slot: _Slot, record: PluginRecord, remote: bool
+    ) -> tuple[Any, float | None]:
+        """Spawn, instantiate or import the plugin's object; with the timeout its init gets
+        (None: the default)."""
+        p = record.manifest.plugin
+        if remote:
+            proxy = self._spawn(slot)
+            return proxy, max(self.load_timeout, proxy.step_timeout)
+        if p.runtime == "wasm":
+            sandboxed = self._sandbox(slot)
+            return sandboxed, max(self.load_timeout, sandboxed.settings.call_timeout + 1.0)
+        obj = self._builtin_objects.get(slot.id)
+        if obj is None and p.entry is not None:
+            obj = self._call(slot, "import", self._runtime.import_entry, record, p.entry)
+        if isinstance(obj, type):
+            obj = self._call(slot, "import", obj)
+        return obj, None
+
+    def _record_load(self, slot: _Slot, t_load: float, t_init: float, t_start: float) -> None:
+        """Keep the durations of a load that succeeded (metrics) and log it."""
+        t_end = time.perf_counter()
+        self.metrics.record_load(
+            slot.id,
+            {
+                "load": (t_init - t_load) * 1e3,
+                "init": (t_start - t_init) * 1e3,
+                "start": (t_end - t_start) * 1e3,
+            },
+        )
+        version = slot.record.version if slot.record is not None else None
+        _log.info(
+            "plugin started in %.1f ms",
+            (t_end - t_load) * 1e3,
+            extra={"plugin_id": slot.id, "version": version},
+        )
 
     def _spawn(self, slot: _Slot) -> OutOfProcessPlugin:
         """Check grants, start an out-of-process plugin's child and handshake with it."""
@@ -1061,6 +1225,8 @@ class Host:
                 LifecycleEvent("plugin_event", slot.id, data={"name": name, "data": data})
             ),
         )
+        if self.metrics.enabled:
+            supervisor.on_call = self._remote_call_recorder(slot.id)
         runtime.add(supervisor)
         proxy = OutOfProcessPlugin(
             supervisor,
@@ -1080,6 +1246,19 @@ class Host:
         finally:
             slot.timings_ms["spawn"] = (time.perf_counter() - t0) * 1e3
         return proxy
+
+    def _remote_call_recorder(self, plugin_id: str) -> Callable[[str, float, bool], None]:
+        """What an out-of-process or WebAssembly plugin's proxy calls after each call
+        (target ``kind:name`` or ``kind:name.method``): the metrics of its object
+        contributions (hooks and commands are counted where they are called)."""
+        record = self.metrics.record_call
+
+        def recorded(target: str, seconds: float, failed: bool) -> None:
+            kind, _, name = target.partition(":")
+            if kind not in BUILTIN_KINDS:
+                record(plugin_id, kind, name.partition(".")[0], seconds, error=failed)
+
+        return recorded
 
     def _out_of_process_failed(self, slot: _Slot, generation: int, error: PluginCallError) -> None:
         """An out-of-process plugin spent its restart budget: mark it failed, like a plugin
@@ -1134,6 +1313,8 @@ class Host:
             ),
             on_call=self._wasm_call if slot.id in self._wasm_calls else None,
         )
+        if self.metrics.enabled:
+            plugin.on_invoke = self._remote_call_recorder(slot.id)
         t0 = time.perf_counter()
         try:
             plugin.load()
@@ -1322,6 +1503,7 @@ class Host:
         with self._activity.changing("stop"), slot.lock:
             if slot.state not in (PluginState.STARTED, PluginState.INITIALIZED, PluginState.LOADED):
                 return
+            had_object = slot.obj is not None  # logged like "plugin started": not code-less ones
             stop = getattr(slot.obj, "stop", None)
             if stop is not None and slot.state is PluginState.STARTED:
                 try:
@@ -1335,6 +1517,8 @@ class Host:
             if slot.record is not None:
                 self._unload(slot.record)
             self._set(slot, after)
+        if had_object:
+            _log.info("plugin stopped", extra={"plugin_id": plugin_id})
         self._emit(LifecycleEvent("plugin_unloaded", plugin_id, after))
 
     def _set(self, slot: _Slot, state: PluginState, reason: str | None = None) -> None:
@@ -1585,6 +1769,14 @@ def _health_from(value: Any, now: float) -> Health:
             return Health("degraded", f"health() returned unknown status {status!r}", now)
         return Health(status, str(value.get("message", "")), now)
     return Health("degraded", f"health() returned {type(value).__name__}", now)
+
+
+def _health_of_unstarted(slot: _Slot) -> Health:
+    """The health of a plugin that is not started: failed if it failed or is blocked."""
+    now = time.time()
+    if slot.state in (PluginState.FAILED, PluginState.BLOCKED):
+        return Health("failed", slot.reason or str(slot.state), now)
+    return Health("ok", str(slot.state), now)
 
 
 def _members(kind: type) -> list[str]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..host import Host, PluginStatus
     from ..manifest import Manifest
     from ..plan import LoadPlan
+    from ..store.layout import Receipt
     from .app import Settings
 
 
@@ -40,6 +41,7 @@ def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int
     plan = host.plan()
     if kind is not None:
         return _list_contributions(settings, host, kind)
+    signatures = _Signatures(host)
     plugins: list[dict[str, Any]] = []
     for plugin_id in catalog.ids():
         versions = catalog.versions(plugin_id, include_shadowed=True)
@@ -49,6 +51,7 @@ def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int
         if chosen is None:  # every copy is shadowed: only --all shows them
             chosen = versions[0]
         state, reason = _state(plan, plugin_id)
+        signature, signer = signatures.of(chosen)
         plugins.append(
             {
                 "id": plugin_id,
@@ -58,6 +61,9 @@ def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int
                 "runtime": chosen.manifest.plugin.runtime,
                 "state": state,
                 "reason": reason,
+                "signature": signature,
+                "signer": signer,
+                "refused_copies": _refused_copies(plan, plugin_id),
                 "description": chosen.manifest.plugin.description,
                 "path": chosen.path,
                 "shadowed": [
@@ -90,14 +96,21 @@ def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int
             ", ".join(p["other_versions"]) or "-",
             p["origin"],
             p["runtime"],
+            p["signature"] or "-",
             p["state"],
         ]
         for p in plugins
     ]
-    render.table(["ID", "VERSION", "OTHER VERSIONS", "ORIGIN", "RUNTIME", "STATE"], rows)
+    render.table(
+        ["ID", "VERSION", "OTHER VERSIONS", "ORIGIN", "RUNTIME", "SIGNATURE", "STATE"], rows
+    )
     for p in plugins:
         if p["reason"] and (settings.verbose or p["state"] != "enabled"):
             render.line(f"  {p['id']}: {p['reason']}")
+        for refused in p["refused_copies"]:
+            render.line(f"  {p['id']}: {refused['reason']}")
+        if p["signer"] and settings.verbose:
+            render.line(f"  {p['id']}: signed by key {p['signer']}")
         for copy in p["shadowed"]:
             render.line(
                 f"  {p['id']} {copy['version']} ({copy['origin']}, {copy['path']}) is shadowed"
@@ -106,6 +119,47 @@ def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int
     if note and not settings.quiet:
         render.line(f"note: {note}")
     return 0
+
+
+class _Signatures:
+    """Signature status of store-installed versions, as their receipts record it.
+
+    No signature is read and ``cryptography`` is not imported (``verify`` checks them):
+    one small receipt read per installed version that is listed.
+    """
+
+    def __init__(self, host: Host) -> None:
+        import os
+
+        from ..store.layout import Layout
+
+        # Absolute, as discovery's paths are: --home may be given relative.
+        self.layout = Layout(Path(os.path.abspath(host.home)))
+
+    def receipt(self, record: PluginRecord) -> Receipt | None:
+        """The receipt of a version the store installed; None for any other record."""
+        if record.origin == "builtin":
+            return None
+        if Path(record.path) != self.layout.version_dir(record.id, record.version):
+            return None  # placed by hand: not installed by the store, never signed
+        return self.layout.read_receipt(record.id, record.version)
+
+    def of(self, record: PluginRecord) -> tuple[str | None, str | None]:
+        """``("signed", key id)``, ``("unsigned", None)``, or ``(None, None)`` when the
+        store did not install it."""
+        receipt = self.receipt(record)
+        if receipt is None:
+            return None, None
+        return ("signed", receipt.signer) if receipt.signer else ("unsigned", None)
+
+
+def _refused_copies(plan: LoadPlan, plugin_id: str) -> list[dict[str, Any]]:
+    """Copies the policy kept from shadowing a built-in ([policy] allow-shadowing-builtins)."""
+    return [
+        {"path": p.path, "reason": p.message}
+        for p in plan.problems
+        if p.code == "plugin.shadowing-refused" and p.plugin_id == plugin_id
+    ]
 
 
 def _searched(host: Host) -> str:
@@ -201,6 +255,7 @@ def info(settings: Settings, plugin_id: str) -> int:
             "subprocess": m.permissions.subprocess,
         },
         "grants": _grants_report(host, plugin_id, m),
+        "signature": _signature_report(host, record),
         "python_dependencies": list(p.python_dependencies),
         "config": config,
         "config_error": config_error,
@@ -220,6 +275,7 @@ def info(settings: Settings, plugin_id: str) -> int:
         out(f"  authors:      {', '.join(p.authors)}")
     if p.license:
         out(f"  license:      {p.license}")
+    out(f"  signature:    {_signature_line(doc['signature'])}")
     if len(versions) > 1:
         listed = ", ".join(
             r.version
@@ -244,6 +300,42 @@ def info(settings: Settings, plugin_id: str) -> int:
         for key, value in config.items():
             out(f"    {key} = {json.dumps(value, ensure_ascii=False, default=str)}")
     return 0
+
+
+def _signature_report(host: Host, record: PluginRecord) -> dict[str, Any]:
+    """The version's signature as its receipt records it, and the signer as the keyring
+    and the policy see it now (nothing is verified here: ``plugbay verify`` does that)."""
+    from ..store.signing import Keyring, namespace_of
+
+    receipt = _Signatures(host).receipt(record)
+    doc: dict[str, Any] = {
+        "status": None if receipt is None else ("signed" if receipt.signer else "unsigned"),
+        "key": receipt.signer if receipt is not None else None,
+        "key_name": None,
+        "key_trusted": None,
+        "required": host.config.policy.requires_signature(record.id),
+    }
+    if receipt is not None and receipt.signer:
+        key = Keyring.load(host.home).get(receipt.signer)
+        doc["key_name"] = key.name if key is not None else None
+        doc["key_trusted"] = key is not None and key.may_sign(record.id)
+    doc["namespace"] = namespace_of(record.id)
+    return doc
+
+
+def _signature_line(sig: dict[str, Any]) -> str:
+    required = " (required by [policy] require-signatures)" if sig["required"] else ""
+    if sig["status"] is None:
+        return "none: not installed by plugbay (a built-in or hand-placed copy)" + required
+    if sig["status"] == "unsigned":
+        return "unsigned" + required
+    name = f" ({sig['key_name']})" if sig["key_name"] else ""
+    trusted = (
+        f"trusted for {sig['namespace']}"
+        if sig["key_trusted"]
+        else f"that key is no longer trusted for {sig['namespace']}"
+    )
+    return f"signed by key {sig['key']}{name}, {trusted}{required}"
 
 
 def _grants_report(host: Host, plugin_id: str, manifest: Manifest) -> dict[str, Any]:
@@ -410,10 +502,17 @@ def _report(settings: Settings, host: Host, only: list[str] | None) -> int:
         host.stop()
     failed = [s for s in statuses if s.state.value in ("failed", "blocked")]
     if settings.json:
+        metrics = host.metrics.snapshot()
+        if only is not None:
+            metrics["plugins"] = {k: v for k, v in metrics["plugins"].items() if k in only}
+            metrics["contributions"] = [
+                c for c in metrics["contributions"] if c["plugin_id"] in only
+            ]
         render.emit_json(
             {
                 "plugins": [_status_doc(s, health.get(s.id), settings.verbose) for s in statuses],
                 "ok": not failed,
+                "metrics": metrics,
             }
         )
         return 1 if failed else 0
@@ -434,6 +533,9 @@ def _report(settings: Settings, host: Host, only: list[str] | None) -> int:
     for s in statuses:
         if s.reason:
             render.line(f"  {s.id}: {s.reason}")
+        h = health.get(s.id)
+        if h is not None and h.status != "ok" and h.message and h.message != s.reason:
+            render.line(f"  {s.id}: health {h.status}: {h.message}")
         if settings.verbose and s.timings_ms:
             steps = ", ".join(f"{k} {v:.1f} ms" for k, v in s.timings_ms.items())
             render.line(f"  {s.id} timings: {steps}")
@@ -451,8 +553,26 @@ def _status_doc(s: PluginStatus, health: Any, verbose: int) -> dict[str, Any]:
         "origin": s.origin,
         "runtime": s.runtime,
         "timings_ms": {k: round(v, 3) for k, v in s.timings_ms.items()},
-        "health": {"status": health.status, "message": health.message} if health else None,
+        "health": _health_doc(health) if health else None,
         **({"detail": s.detail} if verbose and s.detail else {}),
+    }
+
+
+def _health_doc(health: Any) -> dict[str, Any]:
+    """A Health as JSON: times as UTC ISO 8601 (``last_ok`` None if it never passed)."""
+
+    from datetime import UTC, datetime
+
+    def iso(t: float | None) -> str | None:
+        if t is None:
+            return None
+        return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+    return {
+        "status": health.status,
+        "message": health.message,
+        "checked_at": iso(health.checked_at),
+        "last_ok": iso(health.last_ok),
     }
 
 

@@ -988,6 +988,9 @@ class Supervisor:
         self.logger = logger
         self.on_failed = on_failed
         self.on_event = on_event
+        #: called after every ``invoke`` with its target, seconds and whether it failed
+        #: (the host's metrics; set after construction)
+        self.on_call: Callable[[str, float, bool], None] | None = None
         #: secret config values: scrubbed from stderr, reasons and details
         self.secrets: tuple[str, ...] = ()
         #: what the child announced in plugbay/ready: kind -> name -> methods (or None)
@@ -1048,8 +1051,17 @@ class Supervisor:
 
         ``timeout`` (seconds) replaces the plugin's ``call-timeout`` for this call.
         """
-        future = self.submit(target, method, args, kwargs, timeout)
-        return self._wait(future, target, timeout)
+        on_call = self.on_call
+        if on_call is None:
+            return self._wait(self.submit(target, method, args, kwargs, timeout), target, timeout)
+        t0 = time.perf_counter()
+        failed = True
+        try:
+            value = self._wait(self.submit(target, method, args, kwargs, timeout), target, timeout)
+            failed = False
+            return value
+        finally:
+            on_call(target, time.perf_counter() - t0, failed)
 
     def submit(
         self,
@@ -1079,10 +1091,19 @@ class Supervisor:
         timeout: float | None = None,
     ) -> Any:
         """:meth:`call` for asyncio: many may be awaited at once on one event loop."""
-        child = self._child
-        if child is None or child.ending:  # a restart blocks: not on the event loop
-            await asyncio.to_thread(self._live_child, target)
-        return await asyncio.wrap_future(self.submit(target, method, args, kwargs, timeout))
+        t0 = time.perf_counter()
+        failed = True
+        try:
+            child = self._child
+            if child is None or child.ending:  # a restart blocks: not on the event loop
+                await asyncio.to_thread(self._live_child, target)
+            value = await asyncio.wrap_future(self.submit(target, method, args, kwargs, timeout))
+            failed = False
+            return value
+        finally:
+            on_call = self.on_call
+            if on_call is not None:
+                on_call(target, time.perf_counter() - t0, failed)
 
     def request(self, method: str, params: Mapping[str, Any], timeout: float) -> Any:
         """A protocol request other than ``invoke`` (``health``…), within ``timeout``."""
@@ -1168,7 +1189,7 @@ class Supervisor:
         error = PluginCallError(self.plugin_id, "restart", "failed", self.scrub(why), detail)
         self._failed = error
         self.log.note(f"restart budget spent: {why}")
-        _log.warning("%s: %s", self.plugin_id, error.reason)
+        _log.warning("%s: %s", self.plugin_id, error.reason, extra={"plugin_id": self.plugin_id})
         handler = self.on_failed
         if handler is not None:
             self.runtime.dispatcher.submit(lambda: handler(error))
@@ -1223,6 +1244,7 @@ class Supervisor:
                     len(self._crashes),
                     self.settings.max_restarts,
                     self.settings.restart_window,
+                    extra={"plugin_id": self.plugin_id},
                 )
             child = self._spawn()
             if self._init_params is not None:

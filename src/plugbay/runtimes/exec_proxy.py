@@ -181,6 +181,7 @@ class OutOfProcessPlugin:
                 "%s declares %s in its manifest, but its process did not announce them",
                 api.plugin_id,
                 ", ".join(silent),
+                extra={"plugin_id": api.plugin_id},
             )
 
     def _add_announced(self, api: PluginApi, skip: set[tuple[str, str]]) -> None:
@@ -193,7 +194,9 @@ class OutOfProcessPlugin:
                 try:
                     api.add(kind, name, self.contribution(kind, name))
                 except RegistryError as exc:  # one odd announcement does not fail the plugin
-                    _log.warning("%s: not added: %s", api.plugin_id, exc)
+                    _log.warning(
+                        "%s: not added: %s", api.plugin_id, exc, extra={"plugin_id": api.plugin_id}
+                    )
 
     def init(self, ctx: PluginContext) -> Any:
         from .. import __version__

@@ -123,6 +123,9 @@ class PythonRuntime:
         """Unload everything and remove this runtime's import hook."""
         for plugin_key in list(self._keys):
             self._purge(plugin_key)
+        with self._finder.lock:  # and what a reload set aside, had it not finished
+            for prefix in list(self._finder.mounts):
+                self._forget(prefix)
         if self._finder in sys.meta_path:
             sys.meta_path.remove(self._finder)
         sys.modules.pop(self._root, None)
@@ -167,6 +170,29 @@ class PythonRuntime:
         """Forget the plugin's modules; its next import runs its code afresh."""
         self._purge(record.key)
 
+    def detach(self, record: PluginRecord) -> str | None:
+        """Set the plugin's loaded modules aside for a hot reload; returns their namespace.
+
+        They stay in ``sys.modules`` (code still running keeps importing from them), but
+        the plugin's next import mounts it afresh under a new namespace and runs its
+        code again. Pass the namespace to :meth:`reattach` (the reload failed) or
+        :meth:`discard` (it succeeded). None if the plugin is not loaded.
+        """
+        with self._finder.lock:
+            return self._keys.pop(record.key, None)
+
+    def reattach(self, record: PluginRecord, prefix: str) -> None:
+        """Make modules set aside by :meth:`detach` the plugin's own again (and forget any
+        newer copy), so that importing its entry returns the old code without reading disk."""
+        self._purge(record.key)
+        with self._finder.lock:
+            self._keys[record.key] = prefix
+
+    def discard(self, prefix: str) -> None:
+        """Forget modules set aside by :meth:`detach`."""
+        with self._finder.lock:
+            self._forget(prefix)
+
     def modules(self, record: PluginRecord) -> list[str]:
         """Names in ``sys.modules`` that belong to the plugin."""
         prefix = self._keys.get(record.key)
@@ -209,12 +235,15 @@ class PythonRuntime:
     def _purge(self, plugin_key: str) -> None:
         with self._finder.lock:
             prefix = self._keys.pop(plugin_key, None)
-            if prefix is None:
-                return
-            self._finder.mounts.pop(prefix, None)
-            for name in [n for n in list(sys.modules) if n == prefix or n.startswith(prefix + ".")]:
-                sys.modules.pop(name, None)
-            importlib.invalidate_caches()
+            if prefix is not None:
+                self._forget(prefix)
+
+    def _forget(self, prefix: str) -> None:
+        """Drop a namespace's mount and modules (the caller holds the finder's lock)."""
+        self._finder.mounts.pop(prefix, None)
+        for name in [n for n in list(sys.modules) if n == prefix or n.startswith(prefix + ".")]:
+            sys.modules.pop(name, None)
+        importlib.invalidate_caches()
 
 
 def _pydeps_folder(record: PluginRecord) -> str | None:

@@ -161,6 +161,9 @@ class WasmPlugin:
         self._grants = grants
         self._on_event = on_event
         self._on_call = on_call
+        #: called after every call with its target, seconds and whether it failed (the
+        #: host's metrics; set after construction)
+        self.on_invoke: Callable[[str, float, bool], None] | None = None
         self._secrets: tuple[str, ...] = ()
         self._set_config(config)
         self._module: Module | None = None
@@ -299,13 +302,22 @@ class WasmPlugin:
         output that are not JSON), ``trap``, ``deadline``, ``memory``, ``permission``,
         ``missing`` (no such export) or ``stopped``.
         """
+        on_invoke = self.on_invoke
+        t0 = time.perf_counter()
+        failed = True
         try:
-            data = _encode({"args": args, "kwargs": kwargs})
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise PluginCallError(
-                self.plugin_id, target, "error", f"cannot send the call as JSON: {exc}"
-            ) from None
-        return self._call(export, target, data)
+            try:
+                data = _encode({"args": args, "kwargs": kwargs})
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise PluginCallError(
+                    self.plugin_id, target, "error", f"cannot send the call as JSON: {exc}"
+                ) from None
+            value = self._call(export, target, data)
+            failed = False
+            return value
+        finally:
+            if on_invoke is not None:
+                on_invoke(target, time.perf_counter() - t0, failed)
 
     def _call(self, export: bytes, target: str, data: bytes) -> Any:
         timeout = self.settings.call_timeout

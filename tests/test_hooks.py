@@ -18,6 +18,7 @@ import pytest
 from conftest import write_plugin
 from plugbay import LoadError, PluginState
 from plugbay.hooks import HookCallError, HookImpl, HookResults, Hooks, HookSpec, HookSpecError
+from plugbay.reload import ReloadError
 
 # ---------------------------------------------------------------- helpers
 
@@ -1137,9 +1138,23 @@ class Plugin:
 
     def plugin_unloaded(self, plugin_id):
         self.events.append(("plugin_unloaded", plugin_id))
+
+    def before_reload(self, plugin_id):
+        self.events.append(("before_reload", plugin_id))
+
+    def after_reload(self, plugin_id, ok, error):
+        self.events.append(("after_reload", plugin_id, ok, error))
 """
 
-LIFECYCLE = ("host_start", "host_stop", "plugin_loaded", "plugin_failed", "plugin_unloaded")
+LIFECYCLE = (
+    "host_start",
+    "host_stop",
+    "plugin_loaded",
+    "plugin_failed",
+    "plugin_unloaded",
+    "before_reload",
+    "after_reload",
+)
 
 
 def test_plugins_receive_lifecycle_events_as_hooks(make_host: Any, plugins_dir: Path) -> None:
@@ -1175,6 +1190,17 @@ def test_plugins_receive_lifecycle_events_as_hooks(make_host: Any, plugins_dir: 
 
     host.load("acme.later")
     assert events[-1] == ("plugin_loaded", "acme.later", "1.0.0")
+
+    del events[:]
+    assert host.reload("acme.later").ok
+    assert events[0] == ("before_reload", "acme.later")
+    assert events[-1] == ("after_reload", "acme.later", True, None)
+    (plugins_dir / "acme.later" / "plugin.toml").write_text("broken = [")
+    with pytest.raises(ReloadError):
+        host.reload("acme.later")
+    (refused,) = [e for e in events if e[0] == "after_reload" and not e[2]]
+    assert refused[1] == "acme.later"
+    assert "plugin.toml" in refused[3]
 
     host.stop()
     stopping = events[events.index(("host_stop", "testapp")) :]

@@ -811,6 +811,12 @@ class Host:
                 outcome = self.hooks.plugin_failed(plugin_id=pid, reason=event.reason)
             elif name == "plugin_unloaded":
                 outcome = self.hooks.plugin_unloaded(plugin_id=pid)
+            elif name == "before_reload":
+                outcome = self.hooks.before_reload(plugin_id=pid)
+            elif name == "after_reload":
+                outcome = self.hooks.after_reload(
+                    plugin_id=pid, ok=event.reason is None, error=event.reason
+                )
             else:
                 return
         except HookCallError as exc:

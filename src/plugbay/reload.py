@@ -144,6 +144,18 @@ class _Previous:
         self.modules: str | None = None  # an in-process plugin's modules, set aside
 
 
+def _why_missing(host: Host, old: _Previous) -> str:
+    """Why discovery no longer finds the plugin: its manifest's problem, or its folder gone."""
+    if old.record is not None:
+        folder = os.path.dirname(old.record.manifest_path)
+        for problem in host._catalog.problems if host._catalog is not None else ():
+            if problem.path and os.path.dirname(problem.path) == folder:
+                return problem.message
+        if not os.path.isdir(folder):
+            return f"its folder {folder} was removed"
+    return "it is no longer found where it was discovered"
+
+
 def _swap(host: Host, slot: _Slot, old: _Previous, t0: float) -> ReloadResult:
     from .host import PluginState, _uses_proxies
 
@@ -155,7 +167,7 @@ def _swap(host: Host, slot: _Slot, old: _Previous, t0: float) -> ReloadResult:
         planned = new_plan.get(plugin_id)
         if planned is None:
             rejected = new_plan.rejected.get(plugin_id)
-            why = rejected.reason if rejected else "it is no longer found (folder removed?)"
+            why = rejected.reason if rejected else _why_missing(host, old)
             raise PlanError(plugin_id, f"the new version cannot load: {why}")
         for dep in planned.dependencies:
             dep_slot = host._slots.get(dep)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -83,6 +84,40 @@ def run_plugbay(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         cwd=cwd,
         check=False,
     )
+
+
+#: What a clean one-line error never shows: tracebacks and object dumps.
+NOISE = ("Traceback", "object at 0x", "Candidate(", "Requirement(", "RequirementInformation")
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The lines of a command that must have succeeded (its stderr shown if not)."""
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def one_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ``error: …`` line of a failed command (exit 1, no traceback, no dumps)."""
+    assert result.returncode == 1, result
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert not any(noise in result.stderr for noise in NOISE)
+    return lines[0].removeprefix("error: ")
+
+
+def home_snapshot(home: Path) -> dict[str, str | None]:
+    """Every path under ``home`` with its content hash (folders: None); not the lock file."""
+    if not home.exists():
+        return {}
+    return {
+        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else None
+        for p in sorted(home.rglob("*"))
+        if p.name != ".lock"
+    }
 
 
 def modules_under(folder: Path) -> list[str]:

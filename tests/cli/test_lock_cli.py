@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from conftest import run_plugbay, write_plugin
+from conftest import home_snapshot as snapshot
+from conftest import ok, run_plugbay, write_plugin
 from plugbay.store import Store, build_bundle
 
 plugbay = run_plugbay
@@ -58,11 +59,6 @@ def server(tmp_path: Path) -> Iterator[Server]:
         thread.join()
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> list[str]:
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
-
-
 def one_error(result: subprocess.CompletedProcess[str]) -> str:
     """The one ``error: …`` line of a failed command (exit 1, nothing on stdout)."""
     assert result.returncode == 1, result
@@ -72,18 +68,6 @@ def one_error(result: subprocess.CompletedProcess[str]) -> str:
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.stderr
     return lines[0].removeprefix("error: ")
-
-
-def snapshot(home: Path) -> dict[str, str | None]:
-    if not home.exists():
-        return {}
-    return {
-        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
-        if p.is_file()
-        else None
-        for p in sorted(home.rglob("*"))
-        if p.name != ".lock"
-    }
 
 
 def plugin_set(home: Path) -> dict[str, tuple[str, list[str]]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import home_snapshot as snapshot
 from conftest import write_plugin
 from plugbay.errors import BundleError, LockfileError, ResolutionError, SourceError, StoreError
 from plugbay.store import LockEntry, Lockfile, Store, build_bundle, read_lock, write_lock
@@ -20,19 +21,6 @@ from plugbay.store.lock import parse_lock
 from plugbay.store.sources import Candidate
 
 # ---------------------------------------------------------------- helpers
-
-
-def snapshot(home: Path) -> dict[str, str | None]:
-    """Every path under ``home`` with its content hash (folders: None); not the lock file."""
-    if not home.exists():
-        return {}
-    return {
-        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
-        if p.is_file()
-        else None
-        for p in sorted(home.rglob("*"))
-        if p.name != ".lock"
-    }
 
 
 def sha256(path: Path) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from conftest import home_snapshot as snapshot
 from conftest import run_plugbay, write_plugin
 from plugbay.errors import SourceError
 from plugbay.store import Receipt, Store, build_bundle
@@ -38,19 +39,6 @@ CODE = {"acme_code/__init__.py": "class Plugin:\n    pass\n"}
 
 
 plugbay = run_plugbay
-
-
-def snapshot(home: Path) -> dict[str, str | None]:
-    """Every path under ``home`` with its content hash (folders: None); not the lock file."""
-    if not home.exists():
-        return {}
-    return {
-        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
-        if p.is_file()
-        else None
-        for p in sorted(home.rglob("*"))
-        if p.name != ".lock"
-    }
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], *expected: str) -> str:

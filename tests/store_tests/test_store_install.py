@@ -7,58 +7,28 @@ fake of plugbay's own ``Source`` protocol built from real bundles.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import run_plugbay, write_plugin
+from conftest import home_snapshot as snapshot
+from conftest import ok, run_plugbay, write_plugin
+from conftest import one_error as failed
 from plugbay.errors import ResolutionError, SourceError, StoreError
 from plugbay.store import Store, build_bundle, read_bundle
 from plugbay.store.bundle import ReadBundle
 from plugbay.store.sources import Candidate
 
 CODE = {"acme_code/__init__.py": "class Plugin:\n    pass\n"}
-NOISE = ("Traceback", "object at 0x", "Candidate(", "Requirement(", "RequirementInformation")
 
 
 # ---------------------------------------------------------------- helpers
 
 
 plugbay = run_plugbay
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> list[str]:
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
-
-
-def failed(result: subprocess.CompletedProcess[str]) -> str:
-    """The one ``error: …`` line of a failed command (exit 1, no traceback, no dumps)."""
-    assert result.returncode == 1, result
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert not any(noise in result.stderr for noise in NOISE)
-    return lines[0].removeprefix("error: ")
-
-
-def snapshot(home: Path) -> dict[str, str | None]:
-    """Every path under ``home`` with its content hash (folders: None); not the lock file."""
-    if not home.exists():
-        return {}
-    return {
-        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
-        if p.is_file()
-        else None
-        for p in sorted(home.rglob("*"))
-        if p.name != ".lock"
-    }
 
 
 def active(home: Path, plugin_id: str) -> str | None:

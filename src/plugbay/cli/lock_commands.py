@@ -124,38 +124,16 @@ def lock(settings: Settings, out: str) -> int:
 
 
 def sync(settings: Settings, file: str, *, prune: bool, dry_run: bool) -> int:
-    from .store_commands import _progress, _store
+    from .store_commands import _progress, _render, _store
 
     locked = read(file)
     with _progress(settings) as progress:
         outcome = _store(settings).sync(locked, prune=prune, dry_run=dry_run, progress=progress)
-    if settings.json:
-        render.emit_json(
-            {
-                "lock": file,
-                "dry_run": outcome.dry_run,
-                "changes": [
-                    {
-                        "action": c.action,
-                        "id": c.id,
-                        "version": c.version,
-                        "previous": c.previous,
-                        "source": c.source,
-                    }
-                    for c in outcome.changes
-                ],
-                "unlocked": [{"id": pid, "version": v} for pid, v in outcome.unlocked],
-                "warnings": outcome.warnings,
-            }
-        )
-        return 0
-    prefix = "would " if outcome.dry_run else ""
-    if not settings.quiet:
-        for change in outcome.changes:
-            if change.action != "keep" or settings.verbose:
-                render.line(f"{prefix}{change}")
-        if all(c.action == "keep" for c in outcome.changes):
-            render.line(f"nothing to sync: every plugin {file} pins is installed and active")
-    for warning in outcome.warnings:
-        sys.stderr.write(f"warning: {warning}\n")
-    return 0
+    unlocked = [{"id": pid, "version": v} for pid, v in outcome.unlocked]
+    return _render(
+        settings,
+        outcome,
+        "sync",
+        {"lock": file, "unlocked": unlocked},
+        nothing=f"nothing to sync: every plugin {file} pins is installed and active",
+    )

@@ -48,7 +48,12 @@ def _progress(settings: Settings) -> Iterator[Callable[[str, int, int], None] | 
 
 
 def _render(
-    settings: Settings, outcome: Outcome, verb: str, extra: dict[str, Any] | None = None
+    settings: Settings,
+    outcome: Outcome,
+    verb: str,
+    extra: dict[str, Any] | None = None,
+    *,
+    nothing: str | None = None,
 ) -> int:
     if settings.json:
         render.emit_json(
@@ -75,7 +80,7 @@ def _render(
             continue  # -q: only errors (and warnings) are shown
         render.line(f"{prefix}{change}")
     if not any(c.action != "keep" for c in outcome.changes) and not settings.quiet:
-        render.line(f"nothing to {verb}: everything asked for is already in place")
+        render.line(nothing or f"nothing to {verb}: everything asked for is already in place")
     for warning in outcome.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     return 0

@@ -8,6 +8,7 @@ transactions interrupted after any number of their steps.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -98,6 +99,7 @@ def run_and_kill(home: Path, args: list[str], *, delay: float, after_journal: bo
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=home.parent,
+        start_new_session=True,  # its children (pip, compileall) are found again below
     )
     try:
         if after_journal:
@@ -114,6 +116,10 @@ def run_and_kill(home: Path, args: list[str], *, delay: float, after_journal: bo
         proc.kill()
     finally:
         proc.wait(timeout=120)
+        # Its children too (pip, compileall), as when the machine goes down: none outlives
+        # the test, and none writes into the staging folder while the next command recovers.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     return proc.returncode
 
 

@@ -29,6 +29,11 @@ call-timeout = 5                  # seconds per call (default 5)
 memory = 67108864                 # bytes of linear memory (default 64 MiB)
 instance = "plugin"               # "plugin": one instance, calls in turn; "call": one per call
 
+[[index]]                         # indexes to install by name from, in priority order
+name = "acme"                     # (docs/index.md); shown in messages
+url = "https://plugins.acme.test/index.json"   # http(s)://, file://, a path, or oci://HOST/REPO
+timeout = 30                      # optional: seconds per request (default 30)
+
 [health]                          # periodic health checks (docs/observability.md)
 interval = 30                     # seconds; 0 (default): only when asked
 max-restarts = 3                  # a plugin failing its checks is restarted at most this often
@@ -55,6 +60,7 @@ __all__ = [
     "Grants",
     "HealthSettings",
     "HostConfig",
+    "IndexSettings",
     "PluginConfig",
     "Policy",
     "RuntimeSettings",
@@ -163,6 +169,18 @@ class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, re
     restart_window: float = 300.0
 
 
+class IndexSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
+    """One ``[[index]]`` table: an index to install by name from (docs/index.md).
+
+    ``name`` is shown in messages; ``url`` is ``http(s)://…``, ``file://…``, a path (relative
+    to the home) or ``oci://HOST/REPO``; ``timeout``: seconds per request (None: 30).
+    """
+
+    name: str
+    url: str
+    timeout: float | None = None
+
+
 class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
     """The parsed ``config.toml``."""
 
@@ -173,6 +191,7 @@ class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename
     grants: dict[str, Grants] = {}
     runtime: dict[str, RuntimeSettings] = {}
     health: HealthSettings = HealthSettings()
+    index: tuple[IndexSettings, ...] = ()
 
 
 def home_for(app: str, home: str | os.PathLike[str] | None = None) -> Path:
@@ -223,6 +242,7 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "<config>") -> Hos
                     f'e.g. [plugins."{plugin_id}"]',
                     table,
                 )
+    _check_indexes(raw.get("index"), source)
     for section, struct in _PER_PLUGIN.items():
         tables = raw.get(section)
         if not isinstance(tables, Mapping):
@@ -239,6 +259,68 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "<config>") -> Hos
         return msgspec.convert(raw, HostConfig)
     except msgspec.ValidationError as exc:
         raise _translate(exc, raw, source) from None
+
+
+def _check_indexes(tables: Any, source: str) -> None:
+    """``[[index]]`` tables, each with a name and a URL, the names unique (docs/index.md)."""
+    if tables is None:
+        return
+    example = '[[index]] tables (double brackets), each with name = "…" and url = "…"'
+    if not isinstance(tables, list):
+        raise ConfigError(source, "index", f"expected {example}", tables)
+    allowed = sorted(f.encode_name for f in msgspec.structs.fields(IndexSettings))
+    names: dict[str, int] = {}
+    for n, table in enumerate(tables):
+        where = f"index[{n}]"
+        if not isinstance(table, Mapping):
+            raise ConfigError(source, where, f"{table!r}: expected {example}", table)
+        for key in table:
+            if key not in allowed:
+                close = get_close_matches(key, allowed, n=1)
+                hint = f'; did you mean "{close[0]}"?' if close else ""
+                raise ConfigError(
+                    source,
+                    f"{where}.{key}",
+                    f"unknown key {key!r}{hint} (allowed: {', '.join(allowed)})",
+                    table[key],
+                )
+        for key in ("name", "url"):
+            value = table.get(key)
+            if not isinstance(value, str) or not value.strip():
+                what = "missing" if value is None else f"{value!r} is not a non-empty string"
+                raise ConfigError(
+                    source,
+                    f"{where}.{key}",
+                    f"{what}: every [[index]] needs a name (shown in messages) and a url "
+                    "(http(s)://…/index.json, file://…, a path, or oci://HOST/REPO)",
+                    value,
+                )
+        url = table["url"]
+        if "://" in url and not url.startswith(("http://", "https://", "file://", "oci://")):
+            raise ConfigError(
+                source,
+                f"{where}.url",
+                f"{url!r}: expected an http(s)://, file:// or oci:// URL, or a path",
+                url,
+            )
+        timeout = table.get("timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise ConfigError(
+                source,
+                f"{where}.timeout",
+                f"{timeout!r}: expected a number of seconds > 0",
+                timeout,
+            )
+        first = names.setdefault(table["name"], n)
+        if first != n:
+            raise ConfigError(
+                source,
+                f"{where}.name",
+                f"{table['name']!r} is the name of index[{first}] too; give each index its own",
+                table["name"],
+            )
 
 
 _STRUCT_AT: dict[str, type[msgspec.Struct]] = {

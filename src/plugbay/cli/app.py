@@ -309,6 +309,10 @@ def command_group(
 
     add_watch_commands(group, options, _run)
 
+    from .index_commands import add_index_commands  # index build
+
+    add_index_commands(group, options, _run)
+
     @group.command(
         "run",
         context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
@@ -378,6 +382,13 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         metavar="[FILE]",
         help="Install only what the lock file (default ./plugbay.lock) pins.",
     )
+    @click.option(
+        "--index",
+        "indexes",
+        multiple=True,
+        metavar="URL",
+        help="An index to install by name from (repeatable; before those in config.toml).",
+    )
     @options
     @click.pass_context
     def install(
@@ -390,6 +401,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         no_deps: bool,
         no_activate: bool,
         locked: str | None,
+        indexes: tuple[str, ...],
     ) -> None:
         """Install plugins: ids (ns.name, ns.name@1.2.0, ns.name>=1,<2), folders, .tar.gz
         bundles, http(s) URLs, git+URL[@ref], or -r FILE."""
@@ -406,6 +418,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
                 no_deps=no_deps,
                 activate=not no_activate,
                 locked=locked,
+                indexes=list(indexes),
             ),
         )
 

@@ -6,7 +6,7 @@ Each makes one call on :class:`plugbay.store.Store` and renders the outcome.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,11 +18,30 @@ if TYPE_CHECKING:
     from .app import Settings
 
 
-def _store(settings: Settings) -> Store:
+def _store(
+    settings: Settings,
+    indexes: Sequence[str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Store:
+    """The store of the home; with ``indexes`` (a list, maybe empty), it installs by name
+    from those index URLs and then from the ``[[index]]`` tables of config.toml."""
     from ..config import home_for
     from ..store import Store
 
-    return Store(home_for(settings.app, settings.home), offline=settings.offline)
+    home = home_for(settings.app, settings.home)
+    if indexes is None:
+        return Store(home, offline=settings.offline)
+    from ..store.index import index_sources
+
+    sources = index_sources(home, indexes, offline=settings.offline, progress=progress)
+    return Store(home, offline=settings.offline, sources=sources)
+
+
+def _close_sources(store: Store) -> None:
+    for source in store.sources:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 @contextmanager
@@ -103,6 +122,7 @@ def install(
     requirement_files: list[str],
     *,
     locked: str | None = None,
+    indexes: Sequence[str] = (),
     **options: Any,
 ) -> int:
     extra: list[str] = []
@@ -124,11 +144,14 @@ def install(
                 "or run `plugbay sync` to install everything it pins",
             )
         lock = lock_commands.read(locked or lock_commands.DEFAULT_LOCK)
-    store = _store(settings)
     with _progress(settings) as progress:
-        outcome = store.install(
-            specs, requirements=extra, progress=progress, locked=lock, **options
-        )
+        store = _store(settings, list(indexes), progress)
+        try:
+            outcome = store.install(
+                specs, requirements=extra, progress=progress, locked=lock, **options
+            )
+        finally:
+            _close_sources(store)
     asking = _permissions_asked(store, outcome)
     code = _render(settings, outcome, "install", {"permissions": asking})
     if not settings.json and not settings.quiet:

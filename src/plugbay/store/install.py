@@ -273,7 +273,10 @@ class Store:
             keep = [] if options.force or not options.activate else _keep(installed, requested)
             result = resolve([*roots, *keep], candidates)
             if isinstance(result, Conflict):
-                raise ResolutionError(_conflict_message(result, installed, requested))
+                raise ResolutionError(
+                    _conflict_message(result, installed, requested)
+                    + _not_in_indexes(candidates, self.sources)
+                )
             chosen = result
         changes = _changes(chosen, installed, options.activate)
         changes = [c for c in changes if c.action != "keep" or c.id in _closure(requested, chosen)]
@@ -281,10 +284,13 @@ class Store:
             from .lock import check_changes
 
             check_changes(options.lock, changes, chosen, self.layout)
+        _prefetch(changes, chosen)  # index sources download in parallel, before the checks
         trust_warnings = self._check_trust(changes, chosen)
         after, new_active = _after_install(installed, chosen, changes)
         broken = _newly_broken(installed, after, new_active)
         outcome = Outcome(dry_run=options.dry_run, changes=changes, warnings=trust_warnings)
+        # What sources say without failing (an index served from the cache, unreachable).
+        outcome.warnings[:0] = [w for s in self.sources for w in getattr(s, "warnings", ())]
         if options.no_deps:
             # Asked for: the requested plugins' own missing dependencies are only warned about.
             outcome.warnings += [text for pid, text in broken if pid in requested]
@@ -861,6 +867,44 @@ def _keep(installed: dict[str, list[Candidate]], requested: set[str]) -> list[Re
         for pid, cand in sorted(active.items())
         if pid not in requested and not _unmet(pid, cand, active, installed)
     ]
+
+
+def _prefetch(changes: Sequence[Change], chosen: Mapping[str, Candidate]) -> None:
+    """Let each source that can (an index) download the bundles to install at once, in
+    parallel, so that the trust check's ``fetch`` finds them ready."""
+    by_source: dict[int, tuple[Any, list[Candidate]]] = {}
+    for change in changes:
+        if change.action not in ("install", "reinstall"):
+            continue
+        cand = chosen[change.id]
+        if cand.bundle is not None or cand.source is None:
+            continue
+        prefetch = getattr(cand.source, "prefetch", None)
+        if prefetch is not None:
+            by_source.setdefault(id(cand.source), (prefetch, []))[1].append(cand)
+    for prefetch, cands in by_source.values():
+        prefetch(cands)
+
+
+def _not_in_indexes(
+    candidates: Mapping[str, Sequence[Candidate]], sources: Sequence[Source]
+) -> str:
+    """For a conflict: the ids no source offers at all, with the closest names the
+    indexes list (sources with ``ids()``), or ""."""
+    listing = [s for s in sources if hasattr(s, "ids")]
+    missing = sorted(pid for pid, found in candidates.items() if not found)
+    if not listing or not missing:
+        return ""
+    from difflib import get_close_matches
+
+    known = sorted({pid for s in listing for pid in s.ids()})
+    labels = ", ".join(str(getattr(s, "label", s)) for s in listing)
+    parts = []
+    for pid in missing:
+        close = get_close_matches(pid, known, n=3, cutoff=0.6)
+        hint = f"; closest names: {', '.join(close)}" if close else ""
+        parts.append(f"{pid} is in no index ({labels}){hint}")
+    return " — " + "; ".join(parts)
 
 
 def _pick_roots(roots: Sequence[Requirement], candidates: _Candidates) -> dict[str, Candidate]:

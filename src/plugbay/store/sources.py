@@ -37,6 +37,7 @@ __all__ = [
     "Candidate",
     "Requested",
     "Source",
+    "download_path",
     "parse_spec",
 ]
 
@@ -97,7 +98,14 @@ class Candidate:
 
 
 class Source(Protocol):
-    """Something that offers bundles: local artifacts now, an index later."""
+    """Something that offers bundles: the artifacts of a command, an index, a registry.
+
+    A source may also offer, and the store then uses: ``prefetch(candidates)``, to
+    download many bundles at once before the trust check (so ``fetch`` returns at once);
+    ``ids()``, every plugin id it lists (for "closest names" when one is missing);
+    ``warnings``, a list of things to tell the user that did not stop the install; and
+    ``close()``, to release its connections (see :mod:`.index`).
+    """
 
     def available(self, plugin_id: str) -> list[Candidate]:
         """Candidate versions of ``plugin_id`` (metadata only; cheap)."""
@@ -255,8 +263,7 @@ class Artifacts:
 
     def _download(self, artifact: Artifact) -> ReadBundle:
         url = artifact.location
-        name = hashlib.sha256(url.encode()).hexdigest()[:32] + ".tar.gz"
-        cached = self._cache / "downloads" / name
+        cached = download_path(self._cache, url)
         if self._offline:
             try:
                 data = cached.read_bytes()
@@ -352,6 +359,12 @@ class Artifacts:
                 str(artifact), f"git checkout {commit[:12]} failed: {_git_reason(checkout.stderr)}"
             )
         return dest
+
+
+def download_path(cache: Path, url: str) -> Path:
+    """Where the download cache (``<home>/cache/downloads``) keeps the bundle of ``url``:
+    URL installs and index sources share it, so ``--offline`` finds either."""
+    return cache / "downloads" / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".tar.gz")
 
 
 def _git(git: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,11 +7,13 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: demo test lint types unit bench clean wasm-example
 
-$(STAMP): pyproject.toml
+# examples/opsrun, the example host application, is installed too: its `opsrun` command is
+# what tests/opsrun runs.
+$(STAMP): pyproject.toml examples/opsrun/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "plugbay needs Python 3.11 or newer; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' -e examples/opsrun
 	@touch $(STAMP)
 
 # The tools benchmarks compare against (stevedore, pluggy, ansible-core) are only for bench.

@@ -136,8 +136,41 @@ const modules = {
     fail(call, args, kwargs) {
       throw new Error(text(arg(args, kwargs, 0, 'message', 'asked to fail'), 'fail(message)'));
     },
+    // The module contract of opsrun (examples/opsrun): validate, check and apply, each given
+    // one object of task arguments. Greeting changes nothing: check says what apply says.
+    validate(call, args) {
+      taskArgs(args);
+      return null;
+    },
+    check(call, args) {
+      return greetResult(taskArgs(args));
+    },
+    apply(call, args) {
+      return greetResult(taskArgs(args));
+    },
   },
 };
+
+function taskArgs(args) {
+  const task = args[0];
+  if (task === null || typeof task !== 'object' || Array.isArray(task)) {
+    throw new CallError(ERR.INVALID_PARAMS, 'js_greet: expected one object of task arguments');
+  }
+  const unknown = Object.keys(task).filter((key) => key !== 'name');
+  if (unknown.length) {
+    throw new CallError(ERR.INVALID_PARAMS, `js_greet: unknown argument '${unknown[0]}'; it takes name`);
+  }
+  return { name: text(task.name === undefined ? 'world' : task.name, 'js_greet: name') };
+}
+
+function greetResult(task) {
+  const message = `${greeting()}, ${task.name}!`;
+  return {
+    changed: false,
+    msg: message,
+    artifacts: { greeting: message, runtime: `Node.js ${process.version}`, pid: process.pid },
+  };
+}
 
 const hooks = {
   before_task_run(call, kwargs) {

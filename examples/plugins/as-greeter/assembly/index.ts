@@ -8,7 +8,7 @@
 
 import { Config, Host, Memory } from "@extism/as-pdk";
 import { error_set } from "@extism/as-pdk/lib/env";
-import { Json, lastError, parse, quote } from "./json";
+import { Json, Kind, lastError, parse, quote } from "./json";
 
 // ------------------------------------------------------------ plugbay's host functions
 
@@ -149,6 +149,69 @@ export function as_greet_crash(): i32 {
   if (input() === null) return 1;
   const empty = new Array<i32>(0);
   return empty[served]; // out of range: abort() above
+}
+
+// ------------------------------------------------------------ as_greet as an opsrun module
+//
+// The module contract of opsrun (examples/opsrun): validate(args), check(args) and
+// apply(args), each given one object of task arguments. Greeting changes nothing, so
+// check says what apply says and `changed` is always false.
+
+/** The task arguments (the first positional argument), or null after reporting an error. */
+function taskArgs(): Json | null {
+  const doc = input();
+  if (doc === null) return null;
+  const args = doc.get("args")!.at(0);
+  if (args === null || args.kind != Kind.Object) {
+    fail("as_greet: expected one object of task arguments");
+    return null;
+  }
+  for (let i = 0; i < args.keys.length; i++) {
+    if (args.keys[i] != "name") {
+      fail("as_greet: unknown argument '" + args.keys[i] + "'; it takes name");
+      return null;
+    }
+  }
+  const name = args.get("name");
+  if (name !== null && !name.isString()) {
+    fail("as_greet: name must be text");
+    return null;
+  }
+  return args;
+}
+
+/** {"changed": false, "msg": greeting, "artifacts": {"greeting", "name"}} */
+function greetResult(args: Json): i32 {
+  const name = args.get("name");
+  const who = name === null ? "world" : name.str;
+  const greeting_ = greeting() + ", " + who + "!";
+  const artifacts = Json.object()
+    .set("greeting", Json.ofString(greeting_))
+    .set("name", Json.ofString(who));
+  return output(
+    Json.object()
+      .set("changed", Json.ofBool(false))
+      .set("msg", Json.ofString(greeting_))
+      .set("artifacts", artifacts),
+  );
+}
+
+/** validate(args) → null, or an error naming the wrong argument. */
+export function as_greet_validate(): i32 {
+  if (taskArgs() === null) return 1;
+  return output(Json.null());
+}
+
+/** check(args) → what apply would say (it changes nothing). */
+export function as_greet_check(): i32 {
+  const args = taskArgs();
+  return args === null ? 1 : greetResult(args);
+}
+
+/** apply(args) → the greeting, unchanged. */
+export function as_greet_apply(): i32 {
+  const args = taskArgs();
+  return args === null ? 1 : greetResult(args);
 }
 
 // ------------------------------------------------------------ hook and command

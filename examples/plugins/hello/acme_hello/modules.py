@@ -8,14 +8,14 @@ from . import settings
 
 
 class HelloWorld:
-    """Greets ``name``; never changes anything, so ``check`` always says no change."""
+    """Greets ``name``; never changes anything, so ``check`` says what ``apply`` says."""
 
     def validate(self, args: dict[str, Any]) -> None:
         if not isinstance(args.get("name", "world"), str):
             raise ValueError("hello_world: name must be a string")
 
     def check(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"changed": False}
+        return self.apply(args)  # greeting changes nothing: checking is applying
 
     def apply(self, args: dict[str, Any]) -> dict[str, Any]:
         name = args.get("name", "world")

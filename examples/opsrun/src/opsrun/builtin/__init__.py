@@ -1,0 +1,1 @@
+"""opsrun's built-in modules (a plugin folder: plugin.toml, help/, modules.py)."""

@@ -1,0 +1,1 @@
+"""acme.nutanix: opsrun modules for Nutanix VMs and images (Prism v3 REST API)."""

@@ -268,6 +268,36 @@ def test_load_and_status_report_failures(home: Path) -> None:
     assert status["ok"] is False
 
 
+def test_load_and_status_import_every_contribution(home: Path) -> None:
+    """A plugin that starts (no plugin object) but whose module does not import is failed
+    in load and status, with the import error, not reported as started."""
+    write_plugin(
+        home / "plugins",
+        "acme.typo",
+        contributes={"module": [{"name": "typo", "entry": "typo_mod:Typo"}]},
+        code={"typo_mod.py": "import yamll  # no such library\nclass Typo:\n    pass\n"},
+    )
+    write_plugin(
+        home / "plugins",
+        "acme.fine",
+        contributes={"module": [{"name": "fine", "entry": "fine_mod:Fine"}]},
+        code={"fine_mod.py": "class Fine:\n    pass\n"},
+    )
+    loaded = invoke(home, "load", "acme.typo")
+    assert loaded.exit_code == 1
+    assert "acme.typo: import typo failed: ModuleNotFoundError: No module named 'yamll'" in (
+        loaded.stdout
+    )
+    status = json.loads(invoke(home, "status", "--json").stdout)
+    by_id = {p["id"]: p for p in status["plugins"]}
+    assert by_id["acme.typo"]["state"] == "failed"
+    assert by_id["acme.typo"]["reason"] == (
+        "import typo failed: ModuleNotFoundError: No module named 'yamll'"
+    )
+    assert by_id["acme.fine"]["state"] == "started"
+    assert status["ok"] is False
+
+
 def test_list_all_shows_shadowed_copies(home: Path, tmp_path: Path) -> None:
     write_plugin(home / "plugins", "acme.dup", "1.0.0")
     project = tmp_path / "proj"

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 from . import render
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..discovery import PluginRecord, Problem
+    from ..errors import PluginError
     from ..host import Host, PluginStatus
     from ..manifest import Manifest
     from ..plan import LoadPlan
@@ -478,7 +481,7 @@ def load(settings: Settings, plugin_id: str) -> int:
     host = settings.make_host()
     with contextlib.suppress(LoadError):  # its state and reason are shown below
         host.load(plugin_id)
-    return _report(settings, host, [plugin_id])
+    return _report(settings, host, [plugin_id], _import_contributions(host, [plugin_id]))
 
 
 def status(settings: Settings) -> int:
@@ -491,12 +494,61 @@ def status(settings: Settings) -> int:
             host.load(planned.id)
         except LoadError:
             continue  # shown in the report
-    return _report(settings, host, None)
+    ids = [planned.id for planned in host.load_plan.order]
+    return _report(settings, host, None, _import_contributions(host, ids))
 
 
-def _report(settings: Settings, host: Host, only: list[str] | None) -> int:
+def _import_contributions(host: Host, plugin_ids: list[str]) -> dict[str, PluginError]:
+    """Import every contribution of these plugins (where they started), as their first use
+    would: a module that does not import makes its plugin fail here rather than later."""
+    from ..errors import PluginError
+    from ..host import PluginState
+
+    failed: dict[str, PluginError] = {}
+    wanted = set(plugin_ids)
+    for handle in host.registry.handles(all_providers=True):
+        pid = handle.plugin_id
+        if pid not in wanted or pid in failed or host.state(pid) is not PluginState.STARTED:
+            continue
+        try:
+            handle.get()
+        except PluginError as exc:  # an import that fails, or an object missing methods
+            failed[pid] = exc
+    return failed
+
+
+def _why(exc: PluginError) -> str:
+    """A plugin's failure without its id in front, as the status table shows reasons."""
+    step, reason = getattr(exc, "step", None), getattr(exc, "reason", None)
+    if step and reason:
+        return f"{step} failed: {reason}"
+    return str(exc)
+
+
+def _report(
+    settings: Settings,
+    host: Host,
+    only: list[str] | None,
+    import_errors: Mapping[str, PluginError] | None = None,
+) -> int:
+    from dataclasses import replace
+
+    from ..host import PluginState
+
+    import_errors = import_errors or {}
     try:
-        statuses = [s for s in host.status() if only is None or s.id in only]
+        statuses = [
+            replace(
+                s,
+                state=PluginState.FAILED,
+                reason=_why(import_errors[s.id]),
+                detail=getattr(import_errors[s.id], "detail", None),
+            )
+            if s.id in import_errors
+            else s
+            for s in host.status()
+            if only is None or s.id in only
+        ]
         health = host.health()
     finally:
         host.stop()

@@ -23,6 +23,8 @@ from opsrun_support import (
     running_prism,
 )
 
+from index_server import serve
+
 PROVISION = PLUGINS / "nutanix" / "examples" / "provision.yml"
 
 
@@ -111,6 +113,32 @@ def test_install_from_git_and_tarball_list_help_remove(opsrun: Opsrun, tmp_path:
     assert "hello_world" not in modules(opsrun)
     failed = opsrun("module", "help", "hello_world", code=1)
     assert len(failed.stderr.strip().splitlines()) == 1
+
+
+def test_install_by_name_from_an_index(opsrun: Opsrun, tmp_path: Path) -> None:
+    """Bundles published as a static index on a real HTTP server, installed by name."""
+    site = tmp_path / "site"
+    for name in ("hello", "nutanix"):
+        opsrun("module", "build", PLUGINS / name, "-o", site)
+    opsrun("module", "index", "build", site)
+    with serve(site) as server:
+        index = f"{server.url}/index.json"
+        done = opsrun("module", "install", "acme.nutanix", "acme.hello@0.1.0", "--index", index)
+        assert f"install acme.nutanix 0.1.0 from {server.url}/acme-nutanix-0.1.0.tar.gz" in (
+            done.stdout
+        )
+        # One request for the index, one per bundle.
+        assert sorted(server.paths()) == [
+            "/acme-hello-0.1.0.tar.gz",
+            "/acme-nutanix-0.1.0.tar.gz",
+            "/index.json",
+        ]
+        unknown = opsrun("module", "install", "acme.nutanx", "--index", index, code=1)
+        assert "closest names: acme.nutanix" in unknown.stderr
+    assert {"hello_world", "nutanix_vm", "nutanix_image"} <= set(modules(opsrun))
+    opsrun("module", "verify")
+    receipt = json.loads((opsrun.home / "receipts" / "acme.hello-0.1.0.json").read_text())
+    assert receipt["source"] == f"{server.url}/acme-hello-0.1.0.tar.gz"
 
 
 def play_json(opsrun: Opsrun, *args: str | Path, code: int = 0, **env: str) -> dict[str, Any]:

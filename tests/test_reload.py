@@ -100,16 +100,23 @@ def test_syntax_error_keeps_the_old_code_serving_then_a_good_save_recovers(
     assert len(plugin_namespaces(host)) == 1
 
 
+@pytest.mark.parametrize("cache", ["beside the sources", "PYTHONPYCACHEPREFIX"])
 def test_quick_same_size_edits_are_never_served_from_stale_bytecode(
-    make_host: Any, plugins_dir: Path, monkeypatch: pytest.MonkeyPatch
+    make_host: Any, plugins_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache: str
 ) -> None:
-    # Python trusts a .pyc whose source has the same size and mtime second; the tests run
-    # with PYTHONDONTWRITEBYTECODE, which would hide that.
+    # Python trusts a .pyc whose source has the same size and mtime second; the tests may
+    # run with PYTHONDONTWRITEBYTECODE, which would hide that.
+    import importlib.util
+
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    prefix = str(tmp_path / "pycache") if cache == "PYTHONPYCACHEPREFIX" else None
+    monkeypatch.setattr(sys, "pycache_prefix", prefix)
     folder = greeter(plugins_dir, "v00")
     host = make_host(plugins_dir)
     assert greet(host) == "v00"
-    assert list(folder.glob("__pycache__/*.pyc"))
+    pyc = Path(importlib.util.cache_from_source(str(folder / "greet_mod.py")))
+    assert pyc.is_file()
+    assert (pyc.parent == folder / "__pycache__") is (prefix is None)
     for n in range(1, 6):
         save(folder / "greet_mod.py", f"def greet():\n    return 'v{n:02d}'\n")
         host.reload("acme.greet")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -259,14 +260,24 @@ def _drop_bytecode(folder: Path) -> None:
     """Delete the plugin's cached bytecode, so that the new version is compiled afresh.
 
     Python trusts a ``.pyc`` whose source has the same size and modification second: an
-    edit of ``return 1`` to ``return 2`` within a second would run the old code.
+    edit of ``return 1`` to ``return 2`` within a second would run the old code. The cache
+    is beside the sources (``__pycache__``) or, with ``PYTHONPYCACHEPREFIX``, under
+    ``sys.pycache_prefix``: ``cache_from_source`` says where.
     """
-    for cache in folder.rglob("__pycache__"):
-        for pyc in cache.glob("*.pyc"):
+    import importlib.util
+
+    stale = [pyc for cache in folder.rglob("__pycache__") for pyc in cache.glob("*.pyc")]
+    if sys.pycache_prefix:
+        for source in folder.rglob("*.py"):
             try:
-                pyc.unlink()
-            except OSError:  # read-only, or removed meanwhile: the import still works
+                stale.append(Path(importlib.util.cache_from_source(str(source))))
+            except (NotImplementedError, ValueError):
                 continue
+    for pyc in stale:
+        try:
+            pyc.unlink(missing_ok=True)
+        except OSError:  # read-only, or removed meanwhile: the import still works
+            continue
 
 
 def _install(host: Host, slot: _Slot, record: Any, dependencies: tuple[str, ...]) -> None:

@@ -31,8 +31,11 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers: most tests wait on processes and servers of their own, so two cores run
+# the suite in about half the time. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	scripts/ensure-test-tools && $(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 test: lint types unit
 
@@ -40,6 +43,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/discovery/run.py
 	$(BIN)/python benchmarks/hooks/run.py
 	$(BIN)/python benchmarks/install/run.py
+	$(BIN)/python benchmarks/index/run.py
 	$(BIN)/python benchmarks/exec/run.py
 	$(MAKE) wasm-example
 	$(BIN)/python benchmarks/wasm/run.py

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -14,6 +17,15 @@ from typing import Any
 import pytest
 
 from plugbay import Host
+
+# The suite starts thousands of Python processes (the plugbay command, plugins, pip). They
+# share one bytecode cache outside the source trees, so that each module is compiled once
+# per run rather than once per process, and no __pycache__ lands in a plugin's folder.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+os.environ.setdefault(
+    "PYTHONPYCACHEPREFIX",
+    os.path.join(tempfile.gettempdir(), f"plugbay-tests-pycache-{os.getuid()}"),
+)
 
 
 def write_plugin(
@@ -73,8 +85,11 @@ def write_plugin(
     return folder
 
 
-def run_plugbay(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real ``plugbay`` command on ``home``, in a fresh process, from an empty folder."""
+def run_plugbay(
+    home: Path, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real ``plugbay`` command on ``home``, in a fresh process, from an empty folder
+    (with the test's environment, plus ``env``)."""
     cwd = home.parent / "cwd"
     cwd.mkdir(exist_ok=True)
     return subprocess.run(
@@ -82,6 +97,7 @@ def run_plugbay(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         check=False,
     )
 
@@ -164,3 +180,30 @@ def make_host(home: Path, tmp_path: Path) -> Iterator[Any]:
     yield make
     for host in made:
         host.stop()
+
+
+def build_greeter_wasm() -> Path:
+    """``make wasm-example``: examples/plugins/as-greeter/greeter.wasm, built from its
+    AssemblyScript sources (one build at a time, should several test processes ask)."""
+    from filelock import FileLock
+
+    repo = Path(__file__).resolve().parent.parent
+    missing = [tool for tool in ("make", "node", "npm") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(
+            f"building examples/plugins/as-greeter needs {', '.join(missing)} on PATH "
+            "(make, and Node.js 20 or newer with npm 10)"
+        )
+    with FileLock(os.path.join(tempfile.gettempdir(), f"plugbay-wasm-example-{os.getuid()}.lock")):
+        done = subprocess.run(
+            ["make", "--no-print-directory", "wasm-example"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    wasm = repo / "examples" / "plugins" / "as-greeter" / "greeter.wasm"
+    if done.returncode != 0 or not wasm.is_file():
+        pytest.fail(f"`make wasm-example` failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    assert wasm.read_bytes()[:4] == b"\0asm"
+    return wasm

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -166,3 +166,23 @@ def serve(root: Path) -> Iterator[IndexServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+def publish(
+    www: Path, plugin_id: str, version: str = "1.0.0", deps: Mapping[str, str] | None = None
+) -> Path:
+    """Build ``plugin_id`` ``version`` (needing ``deps``) into a bundle in ``www``."""
+    from conftest import write_plugin
+    from plugbay.store import build_bundle
+
+    src = www.parent / "src" / f"{plugin_id}-{version}"
+    return build_bundle(write_plugin(src, plugin_id, version, dependencies=deps), www)
+
+
+def publish_set(www: Path) -> None:
+    """acme.shared 1.0.0 and 2.0.0; acme.left 1.0.0 needs acme.shared <2; acme.right 1.0.0
+    needs acme.shared >=1."""
+    publish(www, "acme.shared", "1.0.0")
+    publish(www, "acme.shared", "2.0.0")
+    publish(www, "acme.left", "1.0.0", {"acme.shared": ">=1.0.0,<2.0.0"})
+    publish(www, "acme.right", "1.0.0", {"acme.shared": ">=1.0.0"})

@@ -144,7 +144,7 @@ def test_unknown_keys_with_did_you_mean(
     allowed = (
         "allow, allow-shadowing-builtins, deny, require-signatures"
         if field.startswith("policy.")
-        else "disabled, grants, health, index, paths, plugins, policy, runtime"
+        else "disabled, grants, health, index, oci, paths, plugins, policy, runtime"
     )
     assert f"(allowed: {allowed})" in err.problem
 

@@ -34,6 +34,9 @@ name = "acme"                     # (docs/index.md); shown in messages
 url = "https://plugins.acme.test/index.json"   # http(s)://, file://, a path, or oci://HOST/REPO
 timeout = 30                      # optional: seconds per request (default 30)
 
+[oci]                             # OCI registries (docs/oci.md)
+insecure-registries = ["registry.lan:5000"]   # plain HTTP (loopback registries always are)
+
 [health]                          # periodic health checks (docs/observability.md)
 interval = 30                     # seconds; 0 (default): only when asked
 max-restarts = 3                  # a plugin failing its checks is restarted at most this often
@@ -61,6 +64,7 @@ __all__ = [
     "HealthSettings",
     "HostConfig",
     "IndexSettings",
+    "OciSettings",
     "PluginConfig",
     "Policy",
     "RuntimeSettings",
@@ -181,6 +185,17 @@ class IndexSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, ren
     timeout: float | None = None
 
 
+class OciSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
+    """``[oci]``: OCI registries (docs/oci.md).
+
+    ``insecure_registries``: registries (``HOST:PORT``, or ``HOST`` for any port) reached
+    over plain HTTP instead of HTTPS; loopback registries (127.0.0.1, localhost, ::1)
+    always are.
+    """
+
+    insecure_registries: tuple[str, ...] = ()
+
+
 class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
     """The parsed ``config.toml``."""
 
@@ -192,6 +207,7 @@ class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename
     runtime: dict[str, RuntimeSettings] = {}
     health: HealthSettings = HealthSettings()
     index: tuple[IndexSettings, ...] = ()
+    oci: OciSettings = OciSettings()
 
 
 def home_for(app: str, home: str | os.PathLike[str] | None = None) -> Path:

@@ -4,6 +4,9 @@ Parsing is pure: :func:`parse_manifest` takes bytes and a file name and returns 
 :class:`Manifest` or raises :class:`~plugbay.errors.ManifestError` naming the file, the
 field path, the value and what is expected. Unknown keys are errors with a "did you
 mean" suggestion, except keys that start with ``x-``, which are kept for other tools.
+
+The ``#:`` comment above each field is its description: docs/reference/manifest.md is
+generated from them (``python -m plugbay.docgen``).
 """
 
 from __future__ import annotations
@@ -59,19 +62,40 @@ class _Struct(
 class PluginInfo(_Struct, frozen=True):
     """The ``[plugin]`` table: identity, compatibility and how the plugin runs."""
 
+    #: Lowercase letters, digits and `_`, starting with a letter.
     name: str
+    #: SemVer 2.0: `MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`.
     version: str
+    #: Same rules as `name`; the plugin id is `namespace.name` (the bare name without one).
     namespace: str | None = None
+    #: One line saying what the plugin does, shown by `plugbay info` (and `list --json`).
     description: str = ""
+    #: Who made it, e.g. `"Acme <ops@acme.test>"`.
     authors: tuple[str, ...] = ()
+    #: An SPDX license expression, e.g. `Apache-2.0`.
     license: str | None = None
+    #: The plugin's web page.
     homepage: str | None = None
+    #: The host API versions this plugin works with, as a version range: a host whose API
+    #: version is outside it does not load the plugin.
     requires: str = "*"
+    #: How the code runs: `python` in the host's process, `exec` as a child process speaking
+    #: the plugbay protocol, `wasm` in a WebAssembly sandbox.
     runtime: Literal["python", "exec", "wasm"] = "python"
+    #: `python`: `module` or `module:attribute`, the object plugbay calls `register`, `init`,
+    #: `start`, `stop` and `health` on (a class is instantiated with no arguments); `exec`:
+    #: the command line; `wasm`: the `.wasm` file. Required for `exec` and `wasm` unless
+    #: `platforms` is given.
     entry: str | None = None
+    #: `lazy`: loaded on first use of one of its contributions; `eager`: at host start.
     activation: Literal["lazy", "eager"] = "lazy"
+    #: `process` runs a `python` plugin out of process, in a virtual environment of its
+    #: own (runtime `python` only).
     isolation: Literal["none", "process"] = "none"
+    #: Requirement specifiers for pip (e.g. `requests>=2.31`), installed with the plugin.
     python_dependencies: tuple[str, ...] = ()
+    #: `exec` and `wasm` programs by platform: `OS-ARCH` (e.g. `linux-x86_64`,
+    #: `darwin-arm64`) → a path in the plugin folder, used instead of `entry`.
     platforms: dict[str, str] = {}
 
 
@@ -83,14 +107,26 @@ class Contribution(_Struct, frozen=True):
     ``wrapper`` apply to hooks only; ``requires_auth`` to commands only.
     """
 
+    #: Letters, digits, `_`, `-` and `.`, starting with a letter; unique within its kind
+    #: in the plugin (except hooks, which a plugin may implement more than once).
     name: str
+    #: `module:attribute` for `python` plugins, imported on first use; without it the
+    #: plugin's `register(api)` must add the object.
     entry: str | None = None
+    #: One line, shown in listings and in command help.
     summary: str = ""
+    #: A Markdown file, relative to the plugin folder, that `plugbay help NAME` shows
+    #: (default `help/<name>.md`).
     help: str | None = None
+    #: Hooks: implementations with a higher priority are called first.
     priority: int = 0
+    #: Hooks: plugin ids whose implementations this one is called before.
     before: tuple[str, ...] = ()
+    #: Hooks: plugin ids whose implementations this one is called after.
     after: tuple[str, ...] = ()
+    #: Hooks: a generator that wraps the other implementations (it yields to them).
     wrapper: bool = False
+    #: Commands: the host must authorise each call (`Host(authorize=...)`).
     requires_auth: bool = False
 
 
@@ -104,34 +140,50 @@ _KIND_KEYS = {
 class FilesystemPermissions(_Struct, frozen=True):
     """Paths the plugin asks to read and to write."""
 
+    #: Paths the plugin asks to read.
     read: tuple[str, ...] = ()
+    #: Paths the plugin asks to write.
     write: tuple[str, ...] = ()
 
 
 class Permissions(_Struct, frozen=True):
     """What the plugin asks for; the user's policy decides what is granted."""
 
+    #: Hosts it asks to connect to, as `HOST[:PORT]` patterns.
     network: tuple[str, ...] = ()
+    #: Paths it asks to read and to write.
     filesystem: FilesystemPermissions = FilesystemPermissions()
+    #: Names of environment variables it asks to read.
     env: tuple[str, ...] = ()
+    #: Whether it asks to start processes.
     subprocess: bool = False
 
 
 class ConfigSection(_Struct, frozen=True):
     """``[config]``: the JSON Schema (a file in the plugin folder, or inline) of its config."""
 
+    #: A JSON Schema file in the plugin folder, or the schema inline, that the plugin's
+    #: `[plugins."<id>"]` table in the home's `config.toml` is validated against.
     schema: str | dict[str, Any] | None = None
 
 
 class Manifest(_Struct, frozen=True):
     """A whole manifest: the normalised form every format decodes to."""
 
+    #: Identity, compatibility and how the plugin runs.
     plugin: PluginInfo
+    #: The manifest schema version; only 1 exists.
     schema: Literal[1] = 1
+    #: Other plugins this one needs: plugin id → version range.
     dependencies: dict[str, str] = {}
+    #: What the plugin provides to the host: kind → list of contributions.
     contributes: dict[str, tuple[Contribution, ...]] = {}
+    #: What the plugin asks to be allowed; the user's grants decide.
     permissions: Permissions = Permissions()
+    #: The schema of the plugin's configuration.
     config: ConfigSection = ConfigSection()
+    #: Glob patterns of files `plugbay build` leaves out of the bundle, besides version
+    #: control folders, caches and virtual environments.
     exclude: tuple[str, ...] = ()
 
     @property

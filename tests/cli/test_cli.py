@@ -346,6 +346,17 @@ def test_mounted_in_a_host_cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     helped = runner.invoke(opsrun, ["module", "--help"])
     assert "--app" not in helped.stdout  # the host fixes its own app name
 
+    # Hints in messages name the command as the user types it, mounted or not.
+    asking = write_plugin(
+        home.parent / "src", "acme.asks", extra='[permissions]\nenv = ["ACME_TOKEN"]\n'
+    )
+    installed = runner.invoke(opsrun, ["module", "install", str(asking)], catch_exceptions=False)
+    assert installed.exit_code == 0, installed.output
+    assert "grant them with: opsrun module grant acme.asks env=ACME_TOKEN" in installed.stdout
+    assert "plugbay grant" not in installed.output
+    alone = invoke(home, "install", str(asking), "--force")
+    assert "grant them with: plugbay grant acme.asks env=ACME_TOKEN" in alone.stdout
+
 
 def test_main_is_the_console_script(installed: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:

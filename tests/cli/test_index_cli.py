@@ -8,31 +8,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import home_snapshot, ok, one_error, run_plugbay, write_plugin
-from index_server import IndexServer, serve
-from plugbay.store import build_bundle
+from conftest import home_snapshot, ok, one_error, run_plugbay
+from index_server import IndexServer, publish, publish_set, serve
 
 plugbay = run_plugbay
-
-
-def publish(
-    www: Path, plugin_id: str, version: str = "1.0.0", deps: Mapping[str, str] | None = None
-) -> Path:
-    src = www.parent / "src" / f"{plugin_id}-{version}"
-    folder = write_plugin(src, plugin_id, version, dependencies=deps)
-    return build_bundle(folder, www)
-
-
-def publish_set(www: Path) -> None:
-    publish(www, "acme.shared", "1.0.0")
-    publish(www, "acme.shared", "2.0.0")
-    publish(www, "acme.left", "1.0.0", {"acme.shared": ">=1.0.0,<2.0.0"})
-    publish(www, "acme.right", "1.0.0", {"acme.shared": ">=1.0.0"})
 
 
 def state(home: Path) -> dict[str, str | None]:
@@ -143,15 +127,24 @@ def test_configured_indexes_in_priority_order_and_offline_from_the_cache(
         f"install acme.tool 2.0.0 from {server.url}/second/acme-tool-2.0.0.tar.gz"
     ]
     assert len(server.log) == count  # --offline: not one request
-    error = one_error(
-        plugbay(
-            home, "--offline", "install", "acme.tool@2.0.0", "--index", f"{server.url}/new.json"
-        )
-    )
+    # An index that cannot be had (not cached, offline) offers nothing: the others still
+    # do, and a warning says it was not used; if it was the only hope, its error is the error.
+    ok(plugbay(home, "remove", "acme.tool"))
+    new = f"{server.url}/new.json"
+    result = plugbay(home, "--offline", "install", "acme.tool@2.0.0", "--index", new)
+    assert ok(result) == [
+        f"install acme.tool 2.0.0 from {server.url}/second/acme-tool-2.0.0.tar.gz"
+    ]
+    assert result.stderr.splitlines() == [
+        f"warning: {new} was not used: is not cached, and --offline forbids fetching it "
+        "(run once without --offline to cache it)"
+    ]
+    error = one_error(plugbay(home, "--offline", "install", "acme.nowhere", "--index", new))
     assert error == (
-        f"{server.url}/new.json: is not cached, and --offline forbids fetching it "
+        f"{new}: is not cached, and --offline forbids fetching it "
         "(run once without --offline to cache it)"
     )
+    assert len(server.log) == count
 
 
 def test_a_bad_index_table_in_config_is_one_line(home: Path) -> None:
@@ -210,3 +203,14 @@ def test_an_unreachable_index_uses_the_cache_with_a_warning_or_says_there_is_non
     assert error.startswith(f"{url}: cannot be reached: cannot connect to ")
     assert error.endswith("no cached copy of it to use instead (try again when the server answers)")
     assert state(other) == {}
+    # A configured index that cannot be reached does not stop installs from other sources:
+    # a folder with its dependency installed from a bundle, each with one warning.
+    (other / "config.toml").write_text(f'[[index]]\nname = "gone"\nurl = "{url}"\n')
+    result = plugbay(other, "install", str(www / "acme-shared-2.0.0.tar.gz"))
+    assert ok(result) == [f"install acme.shared 2.0.0 from {www / 'acme-shared-2.0.0.tar.gz'}"]
+    [warning] = result.stderr.splitlines()
+    assert warning.startswith(f"warning: gone ({url}) was not used: cannot be reached: ")
+    right = www.parent / "src" / "acme.right-1.0.0" / "acme.right"
+    assert ok(plugbay(other, "install", str(right), "--offline")) == [
+        f"install acme.right 1.0.0 from {right}"
+    ]

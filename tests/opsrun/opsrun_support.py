@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -126,24 +125,3 @@ def running_prism() -> Iterator[Prism]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-
-
-def build_greeter_wasm() -> Path:
-    """``make wasm-example``: examples/plugins/as-greeter/greeter.wasm, built from source."""
-    missing = [tool for tool in ("make", "node", "npm") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(
-            f"building examples/plugins/as-greeter needs {', '.join(missing)} on PATH "
-            "(make, and Node.js 20 or newer with npm 10)"
-        )
-    done = subprocess.run(
-        ["make", "--no-print-directory", "wasm-example"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wasm = PLUGINS / "as-greeter" / "greeter.wasm"
-    if done.returncode != 0 or not wasm.is_file():
-        pytest.fail(f"`make wasm-example` failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return wasm

@@ -18,11 +18,11 @@ from opsrun_support import (
     PLUGINS,
     Opsrun,
     Prism,
-    build_greeter_wasm,
     make_opsrun,
     running_prism,
 )
 
+from conftest import build_greeter_wasm
 from index_server import serve
 
 PROVISION = PLUGINS / "nutanix" / "examples" / "provision.yml"

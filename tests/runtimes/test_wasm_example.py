@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from conftest import build_greeter_wasm
 from plugbay import Host, LifecycleEvent, PluginCallError, PluginState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,24 +27,7 @@ PLUGIN_ID = "acme.as_greeter"
 @pytest.fixture(scope="module")
 def greeter_wasm() -> Path:
     """``make wasm-example``: greeter.wasm built from the example's AssemblyScript sources."""
-    missing = [tool for tool in ("make", "node", "npm") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(
-            f"building {EXAMPLE.relative_to(REPO)} needs {', '.join(missing)} on PATH "
-            "(make, and Node.js 20 or newer with npm 10)"
-        )
-    done = subprocess.run(
-        ["make", "--no-print-directory", "wasm-example"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wasm = EXAMPLE / "greeter.wasm"
-    if done.returncode != 0 or not wasm.is_file():
-        pytest.fail(f"`make wasm-example` failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    assert wasm.read_bytes()[:4] == b"\0asm"
-    return wasm
+    return build_greeter_wasm()
 
 
 def install_example(plugins_dir: Path, greeter_wasm: Path) -> Path:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -114,7 +114,7 @@ def _global_options(mounted: bool) -> Callable[[F], F]:
                 is_flag=True,
                 expose_value=False,
                 callback=_setter("quiet"),
-                help="Only errors.",
+                help="Print only errors.",
             ),
             click.option(
                 "--offline",
@@ -126,6 +126,7 @@ def _global_options(mounted: bool) -> Callable[[F], F]:
             click.option(
                 "--home",
                 type=click.Path(file_okay=False),
+                metavar="DIR",
                 expose_value=False,
                 callback=_setter("home"),
                 help="The host home (default $<APP>_HOME or ~/.<app>).",
@@ -135,12 +136,14 @@ def _global_options(mounted: bool) -> Callable[[F], F]:
             opts += [
                 click.option(
                     "--app",
+                    metavar="NAME",
                     expose_value=False,
                     callback=_setter("app"),
                     help="The application whose plugins to manage (default plugbay).",
                 ),
                 click.option(
                     "--api-version",
+                    metavar="X.Y.Z",
                     expose_value=False,
                     callback=_setter("api_version"),
                     help="Check plugins' `requires` against this host API version.",
@@ -157,14 +160,20 @@ def _run(ctx: click.Context, action: Callable[[Settings], int | None]) -> None:
     """Run a command body: configure logging, turn errors into one line and an exit code."""
     settings = _settings(ctx)
     _configure_logging(settings)
-    if settings.own_commands is not None:
-        node: click.Context | None = ctx
-        while node is not None and not isinstance(node.command, _Group):
-            node = node.parent
-        if node is not None and node.parent is not None:
-            settings.reserved = tuple(settings.own_commands(node.parent))
     from ..errors import PluginError
     from . import render
+
+    node: click.Context | None = ctx
+    while node is not None and not isinstance(node.command, _Group):
+        node = node.parent
+    host_ctx = node.parent if node is not None else None  # mounted: the host's own command
+    if node is not None and host_ctx is not None:
+        if settings.own_commands is not None:
+            settings.reserved = tuple(settings.own_commands(host_ctx))
+        # Hints such as "run: plugbay grant …" name the command as the user types it.
+        render.name_command(node.command_path, cast(click.Group, node.command).list_commands(node))
+    else:
+        render.name_command("plugbay", ())
 
     try:
         code = action(settings)
@@ -232,7 +241,7 @@ def command_group(
     )
     @options
     def group() -> None:
-        """Find, inspect and load plugins."""
+        """Find, install, inspect and load plugins."""
 
     @group.command("list")
     @click.option(
@@ -248,7 +257,7 @@ def command_group(
         _run(ctx, lambda s: commands.list_plugins(s, show_all=show_all, kind=kind))
 
     @group.command("info")
-    @click.argument("plugin_id")
+    @click.argument("plugin_id", metavar="ID")
     @options
     @click.pass_context
     def info(ctx: click.Context, plugin_id: str) -> None:
@@ -278,7 +287,7 @@ def command_group(
         _run(ctx, commands.doctor)
 
     @group.command("load")
-    @click.argument("plugin_id")
+    @click.argument("plugin_id", metavar="ID")
     @options
     @click.pass_context
     def load(ctx: click.Context, plugin_id: str) -> None:
@@ -313,6 +322,12 @@ def command_group(
 
     add_index_commands(group, options, _run)
 
+    from .oci_commands import add_oci_commands  # push
+
+    add_oci_commands(group, options, _run)
+
+    _add_author_commands(group, options)  # new
+
     @group.command(
         "run",
         context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
@@ -339,12 +354,24 @@ def command_group(
     return group
 
 
+def _add_author_commands(group: click.Group, options: Callable[[Any], Any]) -> None:
+    """new: the commands that help plugin authors (see cli/new_commands.py)."""
+    from .new_commands import add_new_commands
+
+    add_new_commands(group, options, _run)
+
+
 def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> None:
     """build, install, remove, use, enable, disable, verify: the store's commands."""
 
     @group.command("build")
     @click.argument("folder", type=click.Path(file_okay=False))
-    @click.option("-o", "--out", type=click.Path(file_okay=False), help="Folder to write into.")
+    @click.option(
+        "-o",
+        "--out",
+        type=click.Path(file_okay=False),
+        help="Folder to write the bundle into (default: the current folder).",
+    )
     @click.option(
         "--sign",
         "key_file",
@@ -361,7 +388,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         _run(ctx, lambda s: store_commands.build(s, folder, out, key_file))
 
     @group.command("install")
-    @click.argument("specs", nargs=-1)
+    @click.argument("specs", nargs=-1, metavar="[SPEC]...")
     @click.option(
         "-r",
         "--requirements",
@@ -373,7 +400,11 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
     @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
     @click.option("--force", is_flag=True, help="Install even if installed plugins' needs break.")
     @click.option("--no-deps", is_flag=True, help="Do not install dependencies.")
-    @click.option("--no-activate", is_flag=True, help="Install beside, keep the active version.")
+    @click.option(
+        "--no-activate",
+        is_flag=True,
+        help="Install beside the versions already there; keep the active version active.",
+    )
     @click.option(
         "--locked",
         is_flag=False,
@@ -404,7 +435,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         indexes: tuple[str, ...],
     ) -> None:
         """Install plugins: ids (ns.name, ns.name@1.2.0, ns.name>=1,<2), folders, .tar.gz
-        bundles, http(s) URLs, git+URL[@ref], or -r FILE."""
+        bundles, http(s) URLs, git+URL[@ref], oci://HOST/REPO/ns.name[:VERSION], or -r FILE."""
         from . import store_commands
 
         _run(
@@ -423,7 +454,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         )
 
     @group.command("remove")
-    @click.argument("refs", nargs=-1, required=True)
+    @click.argument("refs", nargs=-1, required=True, metavar="ID[@VERSION]...")
     @click.option("--force", is_flag=True, help="Remove even if installed plugins need it.")
     @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
     @options
@@ -435,7 +466,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         _run(ctx, lambda s: store_commands.remove(s, list(refs), force=force, dry_run=dry_run))
 
     @group.command("use")
-    @click.argument("ref")
+    @click.argument("ref", metavar="ID@VERSION")
     @click.option("--force", is_flag=True, help="Switch even if installed plugins' needs break.")
     @options
     @click.pass_context
@@ -446,7 +477,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         _run(ctx, lambda s: store_commands.use(s, ref, force=force))
 
     @group.command("enable")
-    @click.argument("plugin_id")
+    @click.argument("plugin_id", metavar="ID")
     @options
     @click.pass_context
     def enable(ctx: click.Context, plugin_id: str) -> None:
@@ -456,7 +487,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         _run(ctx, lambda s: store_commands.set_enabled(s, plugin_id, enabled=True))
 
     @group.command("disable")
-    @click.argument("plugin_id")
+    @click.argument("plugin_id", metavar="ID")
     @options
     @click.pass_context
     def disable(ctx: click.Context, plugin_id: str) -> None:
@@ -466,7 +497,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         _run(ctx, lambda s: store_commands.set_enabled(s, plugin_id, enabled=False))
 
     @group.command("verify")
-    @click.argument("ids", nargs=-1)
+    @click.argument("ids", nargs=-1, metavar="[ID]...")
     @options
     @click.pass_context
     def verify(ctx: click.Context, ids: tuple[str, ...]) -> None:
@@ -474,6 +505,10 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         from . import store_commands
 
         _run(ctx, lambda s: store_commands.verify(s, list(ids)))
+
+    from .download_commands import add_download_commands  # download
+
+    add_download_commands(group, options, _run)
 
 
 def mount(

@@ -7,7 +7,6 @@ through :class:`plugbay.store.Store`; what the values mean is :mod:`plugbay.secu
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -191,7 +190,7 @@ def _render(
         elif settings.verbose and change.kind is not None:
             render.line(f"keep {change.id} {change.permission} (already granted)")
     for warning in outcome.warnings:
-        sys.stderr.write(f"warning: {warning}\n")
+        render.warning(warning)
     if settings.quiet:
         return 0
     if not outcome.changed:

@@ -10,7 +10,6 @@ installs, reinstalls and switches until the home matches it (see
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,7 +118,7 @@ def lock(settings: Settings, out: str) -> int:
         count = len(written.entries)
         render.line(f"wrote {out}: {count} plugin{'' if count == 1 else 's'}")
     for warning in warnings:
-        sys.stderr.write(f"warning: {warning}\n")
+        render.warning(warning)
     return 0
 
 

@@ -6,12 +6,41 @@ by :func:`markdown`, so ``list``, ``info``, ``doctor`` and ``status`` start fast
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import Settings
+
+
+class _Naming:
+    """How messages name the command: ``plugbay``, or the host's when mounted."""
+
+    command = "plugbay"
+    hint: re.Pattern[str] | None = None
+
+
+def name_command(command: str, subcommands: Iterable[str]) -> None:
+    """Mounted in a host's command (``opsrun module``): messages that tell the user to run
+    ``plugbay SUBCOMMAND …`` say ``opsrun module SUBCOMMAND …`` instead."""
+    names = "|".join(map(re.escape, sorted(subcommands, key=len, reverse=True)))
+    if command == "plugbay" or not names:
+        _Naming.hint = None
+        return
+    _Naming.command = command
+    _Naming.hint = re.compile(rf"(?<![\w./-])plugbay (?=(?:{names})\b)")
+
+
+def commanded(text: str) -> str:
+    """``text`` with its ``plugbay SUBCOMMAND`` hints naming the mounted command."""
+    hint = _Naming.hint
+    return text if hint is None else hint.sub(_Naming.command + " ", text)
+
+
+def warning(text: str) -> None:
+    sys.stderr.write(f"warning: {commanded(text)}\n")
 
 
 def emit_json(doc: Any) -> None:
@@ -24,7 +53,7 @@ def emit_json(doc: Any) -> None:
 
 
 def line(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(commanded(text) + "\n")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -39,7 +68,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def error(settings: Settings, exc: BaseException) -> None:
     """Report a failed operation: one line; more with -v; a traceback only with -vvv."""
-    message = str(exc) or type(exc).__name__
+    message = commanded(str(exc) or type(exc).__name__)
     if settings.json:
         emit_json({"error": {"type": type(exc).__name__, "message": message}})
     else:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import render
 
 if TYPE_CHECKING:
-    from ..store import Outcome, Store
+    from ..store import Lockfile, Outcome, Store
     from .app import Settings
 
 
@@ -101,7 +101,7 @@ def _render(
     if not any(c.action != "keep" for c in outcome.changes) and not settings.quiet:
         render.line(nothing or f"nothing to {verb}: everything asked for is already in place")
     for warning in outcome.warnings:
-        sys.stderr.write(f"warning: {warning}\n")
+        render.warning(warning)
     return 0
 
 
@@ -125,12 +125,14 @@ def install(
     indexes: Sequence[str] = (),
     **options: Any,
 ) -> int:
-    extra: list[str] = []
-    if requirement_files:
-        from ..store.requirements import read_requirements
+    extra, lock = requirements(requirement_files, indexes)
+    from_lock = lock is not None  # -r LOCK
+    if locked is not None and lock is not None:
+        from ..errors import SourceError
 
-        extra = [s for f in requirement_files for s in read_requirements(Path(f))]
-    lock = None
+        raise SourceError(
+            "install", f"-r {lock.name} and --locked both name a lock file: give one of them"
+        )
     if locked is not None:  # install --locked [FILE]: see lock_commands
         from . import lock_commands
 
@@ -145,7 +147,8 @@ def install(
             )
         lock = lock_commands.read(locked or lock_commands.DEFAULT_LOCK)
     with _progress(settings) as progress:
-        store = _store(settings, list(indexes), progress)
+        # -r LOCK: every plugin comes from the source the lock names, not from an index.
+        store = _store(settings, None if from_lock else list(indexes), progress)
         try:
             outcome = store.install(
                 specs, requirements=extra, progress=progress, locked=lock, **options
@@ -166,6 +169,29 @@ def install(
                 render.line(f"{plugin['id']} asks for permissions not granted: {names} ({effect})")
                 render.line(f"  grant them with: {plugin['grant_command']}")
     return code
+
+
+def requirements(
+    files: Sequence[str], indexes: Sequence[str] = ()
+) -> tuple[list[str], Lockfile | None]:
+    """The specs of ``-r`` files, and the lock among them (None if none is a lock file).
+
+    With a lock, plugins come from the sources it names, so ``--index`` is refused.
+    """
+    if not files:
+        return [], None
+    from ..store.requirements import read_requirement_files
+
+    specs, lock = read_requirement_files([Path(f) for f in files])
+    if lock is not None and indexes:
+        from ..errors import SourceError
+
+        raise SourceError(
+            f"-r {lock.name}",
+            "installs each plugin from the source the lock names, so --index has no use "
+            "with it: drop --index",
+        )
+    return specs, lock
 
 
 def _permissions_asked(store: Store, outcome: Outcome) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ import tarfile
 import unicodedata
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -352,6 +352,8 @@ class ReadBundle:
     files: tuple[FileEntry, ...]
     contents: dict[str, bytes]
     signature: bytes | None
+    #: The bundle file's bytes, as read (what ``sha256`` is of): ``plugbay download`` copies them.
+    data: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -474,6 +476,7 @@ def read_bundle_bytes(data: bytes, where: str, limits: Limits | None = None) -> 
         flist.files,
         contents,
         contents.get(SIGNATURE),
+        data,
     )
 
 

@@ -28,28 +28,27 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import posixpath
 import re
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import unquote, urljoin, urlsplit
-from urllib.request import url2pathname
 
 import msgspec
 
 from ..errors import BundleError, ManifestError, SourceError, VersionError
 from ..versions import parse_version
 from .bundle import Limits, ReadBundle, read_bundle_bytes
-from .sources import Candidate, Source, download_path
+from .sources import OFFLINE_HINT, Candidate, Source, download_path, store_cached
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import httpx
 
 __all__ = [
@@ -160,7 +159,13 @@ def open_source(
         except ModuleNotFoundError:
             raise SourceError(url, "OCI registries are not supported by this plugbay") from None
         oci: Source = module.OciSource(
-            url, cache=cache, limits=limits, offline=offline, timeout=timeout, progress=progress
+            url,
+            cache=cache,
+            limits=limits,
+            offline=offline,
+            timeout=timeout,
+            progress=progress,
+            name=name,
         )
         return oci
     scheme = urlsplit(url).scheme.lower()
@@ -244,6 +249,11 @@ class _Cached:
     stored: float
 
 
+class _NoIndex(SourceError):
+    """An index document that cannot be had now: unreachable with no cached copy, or not
+    cached under --offline. Not a fault of the index, unlike a malformed one."""
+
+
 class _Unreachable(Exception):
     """A request that got no usable answer (after its retries); ``reason`` says why.
     ``stalled``: the server stopped answering (a timeout), which is not retried."""
@@ -294,6 +304,8 @@ class IndexSource:
         self.url = _absolute(url)
         self.label = name or url
         self.warnings: list[str] = []
+        #: Why this index offered nothing (unreachable or not cached), if it did not.
+        self.failure: SourceError | None = None
         self._remote = urlsplit(self.url).scheme in ("http", "https")
         self._base = urljoin(self.url, ".")
         self._cache = cache
@@ -339,8 +351,19 @@ class IndexSource:
         Raises SourceError when the index cannot be had or is malformed.
         """
         found = self._candidates.get(plugin_id)
+        if found is None and self.failure is not None:
+            found = []  # it could not be had a moment ago: not asked again in this install
         if found is None:
-            found = [self._candidate(located) for located in self._entries(plugin_id)]
+            try:
+                found = [self._candidate(located) for located in self._entries(plugin_id)]
+            except _NoIndex as exc:
+                # Unreachable (or not cached, offline) and nothing cached: this index offers
+                # nothing now, and the other sources may well do. Said as a warning; if the
+                # install then lacks a plugin, this error is the one reported.
+                if self.failure is None:
+                    self.failure = exc
+                    self.warnings.append(f"{exc.spec} was not used: {exc.problem}")
+                found = []
             self._candidates[plugin_id] = found
         return list(found)
 
@@ -459,6 +482,8 @@ class IndexSource:
         if len(todo) == 1:
             self._bundles[todo[0].key] = self._download(located[0], meter)
             return
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(
             max_workers=min(self.workers, len(todo)), thread_name_prefix="plugbay-download"
         ) as pool:
@@ -477,6 +502,11 @@ class IndexSource:
             if error is not None:
                 raise error
             self._bundles[cand.key] = future.result()
+
+    def sha256_of(self, candidate: Candidate) -> str:
+        """The sha256 the index names for ``candidate``'s bundle (no download): a copy
+        already at hand with these bytes need not be fetched (``plugbay download``)."""
+        return self._located_of(candidate).entry.sha256
 
     def _located_of(self, candidate: Candidate) -> _Located:
         located = self._located.get(candidate.key)
@@ -508,12 +538,10 @@ class IndexSource:
                 meter.add(len(kept))
             return self._check(kept, located, url)
         if self._offline:
-            raise SourceError(
-                url, "is not in the download cache, and --offline forbids fetching it"
-            )
+            raise SourceError(url, f"is not in the download cache, and {OFFLINE_HINT}")
         data = self._get_bundle(located, meter)
         bundle = self._check(data, located, url)
-        _store(cached, data)
+        store_cached(cached, data)
         return bundle
 
     def _get_bundle(self, located: _Located, meter: _Meter | None) -> bytes:
@@ -597,7 +625,7 @@ class IndexSource:
         cached = self._read_cached(url)
         if self._offline:
             if cached is None:
-                raise SourceError(
+                raise _NoIndex(
                     self._shown(url),
                     "is not cached, and --offline forbids fetching it (run once without "
                     "--offline to cache it)",
@@ -617,7 +645,7 @@ class IndexSource:
                 )
         except _Unreachable as exc:
             if cached is None:
-                raise SourceError(
+                raise _NoIndex(
                     self._shown(url),
                     f"cannot be reached: {exc.reason}; no cached copy of it to use instead "
                     "(try again when the server answers)",
@@ -805,8 +833,8 @@ class IndexSource:
             "last_modified": answer.headers.get("last-modified"),
             "sha256": hashlib.sha256(answer.body).hexdigest(),
         }
-        _store(body_path, answer.body)
-        _store(meta_path, json.dumps(meta, sort_keys=True).encode() + b"\n")
+        store_cached(body_path, answer.body)
+        store_cached(meta_path, json.dumps(meta, sort_keys=True).encode() + b"\n")
 
 
 # ---------------------------------------------------------------- helpers
@@ -858,6 +886,8 @@ def _absolute(url: str) -> str:
 
 def _path_of(url: str) -> str:
     """The local path of a ``file://`` URL."""
+    from urllib.request import url2pathname  # urllib.request is slow to import
+
     parts = urlsplit(url)
     return url2pathname(parts.path)
 
@@ -887,17 +917,6 @@ def _read_if(path: Path, sha256: str) -> bytes | None:
     except OSError:
         return None
     return data if hashlib.sha256(data).hexdigest() == sha256 else None
-
-
-def _store(target: Path, data: bytes) -> None:
-    """Write a cache file atomically; a cache that cannot be written is skipped."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    except OSError:
-        tmp.unlink(missing_ok=True)
 
 
 def _drain(response: httpx.Response) -> None:

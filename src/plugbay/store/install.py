@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import msgspec
 
@@ -33,6 +33,7 @@ from .verify import VerifyReport, verify
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument
 
+    from .download import DownloadOutcome
     from .grants import GrantOutcome
     from .lock import Lockfile, SyncPlan
 
@@ -273,9 +274,8 @@ class Store:
             keep = [] if options.force or not options.activate else _keep(installed, requested)
             result = resolve([*roots, *keep], candidates)
             if isinstance(result, Conflict):
-                raise ResolutionError(
-                    _conflict_message(result, installed, requested)
-                    + _not_in_indexes(candidates, self.sources)
+                raise _resolution_error(
+                    _conflict_message(result, installed, requested), candidates, self.sources
                 )
             chosen = result
         changes = _changes(chosen, installed, options.activate)
@@ -435,6 +435,27 @@ class Store:
             python_dependencies=pins,
         )
         txn.write(self.layout.receipt_path(cand.id, cand.version), msgspec.json.encode(receipt))
+
+    # ------------------------------------------------------------ download
+
+    def download(
+        self,
+        specs: Sequence[str],
+        dest: Path,
+        *,
+        requirements: Sequence[str] = (),
+        locked: Lockfile | None = None,
+        progress: Progress | None = None,
+    ) -> DownloadOutcome:
+        """Put the bundles of ``specs`` and all their dependencies, resolved as if nothing
+        were installed, in the folder ``dest`` with a ``plugbay.lock`` naming them by
+        relative paths; see :mod:`.download`. Nothing in the home changes but its
+        download cache."""
+        from .download import download
+
+        return download(
+            self, specs, dest, requirements=requirements, locked=locked, progress=progress
+        )
 
     # ------------------------------------------------------------ lock, sync
 
@@ -884,6 +905,19 @@ def _prefetch(changes: Sequence[Change], chosen: Mapping[str, Candidate]) -> Non
             by_source.setdefault(id(cand.source), (prefetch, []))[1].append(cand)
     for prefetch, cands in by_source.values():
         prefetch(cands)
+
+
+def _resolution_error(
+    message: str, candidates: Mapping[str, Sequence[Candidate]], sources: Sequence[Source]
+) -> StoreError:
+    """What to raise when the resolution failed: when a plugin nothing offers may be in an
+    index that could not be had (unreachable, or not cached offline), that index's error;
+    else the resolution's message with the closest names the indexes list."""
+    missing = any(not found for found in candidates.values())
+    failures = [f for s in sources if (f := getattr(s, "failure", None)) is not None]
+    if missing and failures:
+        return cast(StoreError, failures[0])
+    return ResolutionError(message + _not_in_indexes(candidates, sources))
 
 
 def _not_in_indexes(

@@ -14,11 +14,13 @@ signer = "3f2a…"                              # informational only (optional)
 ```
 
 ``plugbay lock`` writes one entry per active installed version, from its receipt
-(:func:`lock_home`, :func:`write_lock`). ``plugbay sync`` makes a home match a lock
-(:meth:`plugbay.store.Store.sync`, planned by :func:`plan_sync`): it fetches what is missing
-from each entry's source and refuses a bundle whose sha256 is not the locked one before
-anything is written. ``install --locked`` refuses any version the lock does not pin
-(:func:`check_requests`, :func:`check_changes`, :class:`LockedSource`).
+(:func:`lock_home`, :func:`write_lock`); ``plugbay download`` writes one for a folder of
+bundles (:mod:`.download`), which ``install -r`` reads as ``install --locked``.
+``plugbay sync`` makes a home match a lock (:meth:`plugbay.store.Store.sync`, planned by
+:func:`plan_sync`): it fetches what is missing from each entry's source and refuses a
+bundle whose sha256 is not the locked one before anything is written.
+``install --locked`` refuses any version the lock does not pin (:func:`check_requests`,
+:func:`check_changes`, :class:`LockedSource`).
 
 The sha256 is of the whole bundle file, so it also pins ``MANIFEST.json.sig`` when the
 bundle is signed: the lock records the signer only for people to read, and signatures are
@@ -126,8 +128,8 @@ def source_kind(source: str) -> SourceKind:
     """What a receipt's (or lock's) source is, from its text alone."""
     if source.startswith("git+"):
         return "git"
-    if source.startswith(("http://", "https://")):
-        return "url"
+    if source.startswith(("http://", "https://", "oci://")):
+        return "url"  # fetched again by the same reference (an OCI one: by its exact tag)
     if "://" in source:
         return "other"  # a scheme plugbay does not fetch from (an index's description)
     if source.endswith((".tar.gz", ".tgz")):
@@ -309,15 +311,24 @@ def _source_warnings(entry: LockEntry) -> list[str]:
     return []
 
 
-def dump_lock(lock: Lockfile, base: Path | None = None) -> str:
-    """The TOML text of a lock; local sources inside ``base`` are written relative to it."""
+_HEADER = (
+    "The exact plugins of a home. Written by `plugbay lock`;",
+    "`plugbay sync` makes a home match it.",
+)
+
+
+def dump_lock(lock: Lockfile, base: Path | None = None, *, header: Sequence[str] = _HEADER) -> str:
+    """The TOML text of a lock; local sources inside ``base`` are written relative to it.
+
+    ``header``: the comment lines at the top (what wrote the file, what reads it).
+    """
     import tomlkit
 
     from .. import __version__
 
     doc = tomlkit.document()
-    doc.add(tomlkit.comment("The exact plugins of a home. Written by `plugbay lock`;"))
-    doc.add(tomlkit.comment("`plugbay sync` makes a home match it."))
+    for line in header:
+        doc.add(tomlkit.comment(line))
     doc.add(tomlkit.nl())
     doc.add("lock-version", LOCK_FORMAT)
     doc.add("generated-by", f"plugbay {__version__}")
@@ -348,9 +359,9 @@ def _relative(source: str, base: Path | None) -> str:
     return relative if "/" in relative or source_kind(relative) == "file" else f"./{relative}"
 
 
-def write_lock(lock: Lockfile, path: Path) -> Lockfile:
+def write_lock(lock: Lockfile, path: Path, *, header: Sequence[str] = _HEADER) -> Lockfile:
     """Write ``lock`` to ``path`` (replaced atomically); the lock as read back from there."""
-    text = dump_lock(lock, path.parent)
+    text = dump_lock(lock, path.parent, header=header)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, "utf-8")

@@ -78,10 +78,21 @@ class Pip:
         """Index options for one pip run; refuses to run offline with nowhere to look."""
         args = [arg for link in self.find_links for arg in ("--find-links", link)]
         if self.offline:
-            if not self.find_links and not os.environ.get("PIP_FIND_LINKS"):
+            links = [*self.find_links, *os.environ.get("PIP_FIND_LINKS", "").split()]
+            if not links:
                 raise StoreError(
                     f"cannot {why} offline: no folder of wheels to install from; set "
                     "PIP_FIND_LINKS to one (or run without --offline); nothing was changed"
+                )
+            remote = next(
+                (link for link in links if "://" in link and not link.startswith("file:")), None
+            )
+            if remote is not None:
+                # pip reads find-links URLs even with --no-index.
+                raise StoreError(
+                    f"cannot {why} offline: the find-links {remote} needs the network, and "
+                    "--offline forbids it; use a folder of wheels (or drop --offline); "
+                    "nothing was changed"
                 )
             args.insert(0, "--no-index")
         return args

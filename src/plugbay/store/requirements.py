@@ -22,21 +22,29 @@ file. With both ``name`` and a file, folder or URL ``source``, the bundle must b
 plugin, within ``version`` if given. As in ansible-galaxy, ``name`` may itself be the
 source (a path, URL or ``git+URL``) when there is no ``source``. Unknown keys are errors
 with a "did you mean".
+
+A lock file (``plugbay.lock``, as ``plugbay lock`` and ``plugbay download`` write it) is
+accepted too: :func:`read_requirement_files` returns it as the lock to install with
+(``install --locked``), and its plugins as the specs.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
 from ..errors import SourceError, VersionError
 from ..versions import parse_version
 
-__all__ = ["read_requirements"]
+if TYPE_CHECKING:
+    from .lock import Lockfile
+
+__all__ = ["is_lock_file", "read_requirement_files", "read_requirements"]
 
 _KEYS = ("name", "version", "source", "type")
 _TYPES = ("file", "dir", "url", "git", "index")
@@ -49,6 +57,47 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
     version: str | None = None
     source: str | None = None
     type: Literal["file", "dir", "url", "git", "index"] | None = None
+
+
+def is_lock_file(path: Path) -> bool:
+    """Whether a ``-r`` file is a lock: named ``*.lock``, or TOML with ``lock-version``."""
+    if path.name.endswith(".lock"):
+        return True
+    if not path.name.endswith(".toml"):
+        return False
+    try:
+        head = path.read_bytes()[:65536]
+    except OSError:
+        return False  # read_requirements says why
+    return re.search(rb"^\s*lock-version\s*=", head, re.MULTILINE) is not None
+
+
+def read_requirement_files(paths: Sequence[Path]) -> tuple[list[str], Lockfile | None]:
+    """The install specs of ``-r`` files, and the lock among them (at most one).
+
+    A lock's plugins become ``id@version`` specs; the caller installs them with the lock
+    (``install --locked``), so that each comes from the lock's source with the lock's
+    sha256. Raises SourceError for two locks, LockfileError for a malformed one.
+    """
+    specs: list[str] = []
+    lock: Lockfile | None = None
+    for path in paths:
+        if not is_lock_file(path):
+            specs += read_requirements(path)
+            continue
+        from .lock import read_lock
+
+        if lock is not None:
+            raise SourceError(
+                str(path), f"is a second lock file (after {lock.name}): give one lock at a time"
+            )
+        lock = read_lock(path)
+        if not lock.entries:
+            raise SourceError(
+                str(path), "pins no plugin (write one with plugbay lock or plugbay download)"
+            )
+        specs += [f"{e.id}@{e.version}" for e in lock.entries]
+    return specs, lock
 
 
 def read_requirements(path: Path) -> list[str]:

@@ -5,8 +5,10 @@ An install spec (DESIGN §7) is one of:
 - ``ns.name``, ``ns.name@1.2.0``, ``ns.name:1.2.0`` (Galaxy style), ``ns.name>=1.0,<2``
   (any range): a plugin by id, found among the bundles given in the same command, the
   installed versions, or an index source;
-- a folder (built on the fly), a ``.tar.gz`` bundle, an ``http(s)://`` URL of a bundle, or
-  ``git+URL[@ref]`` (cloned at the ref, then built).
+- a folder (built on the fly), a ``.tar.gz`` bundle, an ``http(s)://`` URL of a bundle,
+  ``git+URL[@ref]`` (cloned at the ref, then built), or ``oci://HOST/REPO/ns.name[:VERSION]``
+  (a bundle in an OCI registry, see :mod:`.oci`; the same repository prefix then offers
+  its dependencies).
 
 Sources share one small interface, :class:`Source`, so an index (a later addition) plugs
 in beside the local ones: ``available(plugin_id)`` lists candidate versions from metadata
@@ -21,17 +23,22 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import BundleError, ManifestError, SourceError, VersionError
 from ..manifest import Manifest
 from ..versions import parse_range, parse_version
 from .bundle import Limits, ReadBundle, build_bundle, read_bundle, read_bundle_bytes
 
+if TYPE_CHECKING:
+    from .oci import OciSource
+
 __all__ = [
+    "OFFLINE_HINT",
     "Artifact",
     "Artifacts",
     "Candidate",
@@ -63,7 +70,7 @@ class Requested:
 class Artifact:
     """A bundle asked for by where it is: folder, file, URL or git."""
 
-    kind: str  # dir | file | url | git
+    kind: str  # dir | file | url | git | oci
     location: str  # absolute path for dir and file; the URL (without git+ or @ref) otherwise
     ref: str | None = None
     spec: str = ""
@@ -127,6 +134,10 @@ def parse_spec(spec: str) -> Requested | Artifact:
         return Artifact("git", url, ref, spec)
     if text.startswith(("http://", "https://")):
         return Artifact("url", text, None, spec)
+    if text.startswith("oci://"):
+        from .oci import parse_reference
+
+        return Artifact("oci", str(parse_reference(text)), None, spec)
     path = Path(text).expanduser()
     if text.endswith((".tar.gz", ".tgz")):
         if not path.is_file():
@@ -153,7 +164,7 @@ def parse_spec(spec: str) -> Requested | Artifact:
     raise SourceError(
         spec,
         "is not a plugin id (ns.name, ns.name@1.2.0, ns.name>=1.0,<2), a folder, a .tar.gz "
-        "bundle, an http(s):// URL or git+URL[@ref]",
+        "bundle, an http(s):// URL, git+URL[@ref] or oci://HOST/REPO/ns.name[:VERSION]",
     )
 
 
@@ -216,16 +227,22 @@ class Artifacts:
         self._cache_downloads = cache_downloads
         self._timeout = timeout
         self._by_id: dict[str, list[Candidate]] = {}
+        # oci:// specs: their registry locations, which also offer the dependencies.
+        self._registries: dict[str, OciSource] = {}
         self._work = Path(tempfile.mkdtemp(prefix="plugbay-build-"))
 
     def close(self) -> None:
         shutil.rmtree(self._work, ignore_errors=True)
+        for registry in self._registries.values():
+            registry.close()
 
     def add(self, artifact: Artifact) -> Candidate:
         """Obtain and check the artifact's bundle; it becomes a candidate."""
         bundle = self._obtain(artifact)
+        # An oci:// reference by range resolves to a tag: the bundle's path names it.
+        origin = bundle.path if artifact.kind == "oci" else artifact.origin
         candidate = Candidate(
-            bundle.id, bundle.version, bundle.manifest, artifact.origin, self, bundle=bundle
+            bundle.id, bundle.version, bundle.manifest, origin, self, bundle=bundle
         )
         known = self._by_id.setdefault(bundle.id, [])
         if not any(c.version == bundle.version for c in known):
@@ -233,7 +250,10 @@ class Artifacts:
         return candidate
 
     def available(self, plugin_id: str) -> list[Candidate]:
-        return list(self._by_id.get(plugin_id, ()))
+        found = list(self._by_id.get(plugin_id, ()))
+        for registry in self._registries.values():
+            found += registry.available(plugin_id)
+        return found
 
     def fetch(self, candidate: Candidate) -> ReadBundle:
         assert candidate.bundle is not None
@@ -248,6 +268,8 @@ class Artifacts:
             return self._download(artifact)
         if artifact.kind == "git":
             return self._build(self._clone(artifact), str(artifact))
+        if artifact.kind == "oci":
+            return self._pull(artifact)
         raise SourceError(str(artifact), f"unknown source type {artifact.kind!r}")
 
     def _build(self, folder: Path, spec: str) -> ReadBundle:
@@ -261,6 +283,23 @@ class Artifacts:
             where = Path(exc.file).name + (f": {exc.field}" if exc.field else "")
             raise SourceError(spec, f"has an invalid manifest: {where}: {exc.problem}") from None
 
+    def _pull(self, artifact: Artifact) -> ReadBundle:
+        """An ``oci://`` reference's bundle; its registry location is kept as a source."""
+        from .oci import OciSource, parse_reference
+
+        reference = parse_reference(artifact.location)
+        base = reference.location.url
+        if base not in self._registries:
+            self._registries[base] = OciSource(
+                base,
+                cache=self._cache,
+                limits=self._limits,
+                offline=self._offline,
+                timeout=self._timeout,
+                progress=self._progress,
+            )
+        return self._registries[base].pull(reference)
+
     def _download(self, artifact: Artifact) -> ReadBundle:
         url = artifact.location
         cached = download_path(self._cache, url)
@@ -269,13 +308,13 @@ class Artifacts:
                 data = cached.read_bytes()
             except OSError:
                 raise SourceError(
-                    str(artifact), "is not in the download cache, and --offline forbids fetching it"
+                    str(artifact), f"is not in the download cache, and {OFFLINE_HINT}"
                 ) from None
             return read_bundle_bytes(data, str(artifact), self._limits)
         data = self._get(url, str(artifact))
         bundle = read_bundle_bytes(data, str(artifact), self._limits)
         if self._cache_downloads:
-            self._store_download(cached, data)
+            store_cached(cached, data)  # kept for --offline
         return bundle
 
     def _get(self, url: str, spec: str) -> bytes:
@@ -316,20 +355,14 @@ class Artifacts:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise SourceError(spec, f"cannot be downloaded: {_os_reason(exc)}") from None
 
-    def _store_download(self, target: Path, data: bytes) -> None:
-        """Keep a checked download for --offline; a cache that cannot be written is skipped."""
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-
     def _clone(self, artifact: Artifact) -> Path:
         """Clone the repository and check out the ref (default: the remote's HEAD)."""
         if self._offline and not artifact.location.startswith("file://"):
-            raise SourceError(str(artifact), "--offline forbids cloning a remote repository")
+            raise SourceError(
+                str(artifact),
+                "is a remote repository, and --offline forbids cloning it: download it first "
+                "with plugbay download (or clone it and use git+file:///PATH), or drop --offline",
+            )
         git = shutil.which("git")
         if git is None:
             raise SourceError(str(artifact), "needs git, which is not installed (install git)")
@@ -359,6 +392,12 @@ class Artifacts:
                 str(artifact), f"git checkout {commit[:12]} failed: {_git_reason(checkout.stderr)}"
             )
         return dest
+
+
+#: What to do about something that needs the network under ``--offline``.
+OFFLINE_HINT = (
+    "--offline forbids fetching it: download it first with plugbay download, or drop --offline"
+)
 
 
 def download_path(cache: Path, url: str) -> Path:
@@ -392,3 +431,15 @@ def _os_reason(exc: BaseException) -> str:
     """``[Errno 111] Connection refused`` → ``Connection refused``."""
     text = str(exc) or type(exc).__name__
     return re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+
+
+def store_cached(target: Path, data: bytes) -> None:
+    """Write a cache file (a download, an index document) atomically; a cache that cannot
+    be written is skipped. Safe from several threads and processes at once."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)

@@ -428,6 +428,22 @@ def test_cli_usage_errors_exit_2(home: Path) -> None:
     assert bad_timeout.returncode == 2
 
 
+def test_a_commands_logs_are_its_output(node: str, home: Path) -> None:
+    """`plugbay run`: an out-of-process command prints through log notifications."""
+    installed = run_plugbay(home, "install", str(JS_GREETER))
+    assert installed.returncode == 0, installed.stderr
+    greeted = run_plugbay(home, "run", "js-greet", "Ada", "Bob")
+    assert (greeted.returncode, greeted.stdout) == (0, "Hello, Ada!\nHello, Bob!\n")
+    assert greeted.stderr == ""
+    refused = run_plugbay(home, "run", "js-greet", "--bad")
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == "error: js-greet: unknown option --bad\n"
+    quiet = run_plugbay(home, "-q", "run", "js-greet", "Ada")
+    assert (quiet.returncode, quiet.stdout) == (0, "")
+    logged = run_plugbay(home, "-v", "run", "js-greet", "Ada")
+    assert "info [acme.js_greeter]: Hello, Ada!" in logged.stderr
+
+
 def test_the_javascript_example_loads_through_a_host(
     node: str, make_host: Any, plugins_dir: Path, home: Path
 ) -> None:

@@ -336,6 +336,9 @@ def test_js_and_wasm_modules_in_one_play(
     assert "before_task_run('both'): Hello from JavaScript, before both" in logged
     assert "before_task_run('both'): Hello from WebAssembly, both!" in logged
 
+    # The JavaScript plugin's command, mounted as an opsrun subcommand, prints its greeting.
+    assert opsrun("js-greet", "Ada").stdout == "Hello, Ada!\n"
+
     # The examples shipped with the plugins run as they are.
     opsrun(PLUGINS / "js-greeter" / "examples" / "greet.yml")
     opsrun(PLUGINS / "as-greeter" / "examples" / "greet.yml")

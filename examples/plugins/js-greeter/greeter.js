@@ -241,7 +241,7 @@ const methods = {
   initialize(call, params) {
     config = (params && params.config) || {};
     initialized = true;
-    log('info', 'initialized', { host: (params && params.host && params.host.app) || null });
+    log('debug', 'initialized', { host: (params && params.host && params.host.app) || null });
     return {};
   },
   invoke,

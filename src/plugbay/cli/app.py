@@ -593,12 +593,14 @@ def _plugin_command(host: Host, info: Any, reserved: list[str]) -> click.Command
             commands.show_command_help(host, info)
             ctx.exit(0)
         from ..errors import PluginError
-        from . import render
+        from . import commands, render
 
+        settings = _settings(ctx)
         try:
-            code = host.run_command(info.name, list(args), reserved=reserved)
+            with commands.command_output(info.plugin_id, settings.verbose, settings.quiet):
+                code = host.run_command(info.name, list(args), reserved=reserved)
         except PluginError as exc:
-            render.error(_settings(ctx), exc)
+            render.error(settings, exc)
             code = 1
         finally:
             host.stop()  # the plugin's stop() runs, as after `plugbay run`

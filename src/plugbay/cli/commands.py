@@ -8,13 +8,14 @@ manifests only.
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import render
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from ..discovery import PluginRecord, Problem
     from ..errors import PluginError
@@ -630,10 +631,47 @@ def _health_doc(health: Any) -> dict[str, Any]:
 
 def run_plugin_command(settings: Settings, command: str, args: list[str]) -> int:
     host = settings.make_host()
+    info = host.commands(settings.reserved)[0].get(command)
     try:
-        return host.run_command(command, args, reserved=settings.reserved)
+        with command_output(info.plugin_id if info else None, settings.verbose, settings.quiet):
+            return host.run_command(command, args, reserved=settings.reserved)
     finally:
         host.stop()
+
+
+@contextlib.contextmanager
+def command_output(plugin_id: str | None, verbose: int = 0, quiet: bool = False) -> Iterator[None]:
+    """While a plugin's command runs, what the plugin logs is its output: info lines on
+    stdout, warnings and errors on stderr. An out-of-process plugin has no other way to
+    print (its stdout is the protocol). With ``-v`` the logs keep their usual form; with
+    ``-q`` only errors are shown."""
+    import logging
+
+    if plugin_id is None or verbose:
+        yield
+        return
+
+    class _Plain(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = self.format(record)
+            if record.levelno < logging.WARNING:
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+            else:
+                sys.stderr.write(f"{record.levelname.lower()}: {text}\n")
+
+    logger = logging.getLogger(f"plugbay.{plugin_id}")
+    handler = _Plain(logging.ERROR if quiet else logging.INFO)
+    before = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(handler.level)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
 
 
 def show_command_help(host: Host, info: Any) -> None:

@@ -210,12 +210,16 @@ class HostConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename
     oci: OciSettings = OciSettings()
 
 
+def home_variable(app: str) -> str:
+    """``<APP>_HOME``, the variable that moves the home of ``app``: ``my-app`` → ``MY_APP_HOME``."""
+    return "".join(c if c.isalnum() else "_" for c in app.upper()) + "_HOME"
+
+
 def home_for(app: str, home: str | os.PathLike[str] | None = None) -> Path:
     """The host home: ``home`` if given, else ``$<APP>_HOME``, else ``~/.<app>``."""
     if home is not None:
         return Path(home).expanduser()
-    env = "".join(c if c.isalnum() else "_" for c in app.upper()) + "_HOME"
-    value = os.environ.get(env)
+    value = os.environ.get(home_variable(app))
     if value:
         return Path(value).expanduser()
     return Path.home() / f".{app}"
@@ -284,7 +288,7 @@ def _check_indexes(tables: Any, source: str) -> None:
     example = '[[index]] tables (double brackets), each with name = "…" and url = "…"'
     if not isinstance(tables, list):
         raise ConfigError(source, "index", f"expected {example}", tables)
-    allowed = sorted(f.encode_name for f in msgspec.structs.fields(IndexSettings))
+    allowed = {f.encode_name for f in msgspec.structs.fields(IndexSettings)}
     names: dict[str, int] = {}
     for n, table in enumerate(tables):
         where = f"index[{n}]"
@@ -292,14 +296,7 @@ def _check_indexes(tables: Any, source: str) -> None:
             raise ConfigError(source, where, f"{table!r}: expected {example}", table)
         for key in table:
             if key not in allowed:
-                close = get_close_matches(key, allowed, n=1)
-                hint = f'; did you mean "{close[0]}"?' if close else ""
-                raise ConfigError(
-                    source,
-                    f"{where}.{key}",
-                    f"unknown key {key!r}{hint} (allowed: {', '.join(allowed)})",
-                    table[key],
-                )
+                raise _unknown_key(source, f"{where}.{key}", key, IndexSettings, table[key])
         for key in ("name", "url"):
             value = table.get(key)
             if not isinstance(value, str) or not value.strip():
@@ -360,23 +357,27 @@ def _translate(
     unknown = re.match(r"Object contains unknown field `(?P<key>[^`]*)`", problem)
     if unknown:
         key = unknown.group("key")
-        struct = root if not field else _STRUCT_AT.get(field)
-        known = sorted(f.encode_name for f in msgspec.structs.fields(struct)) if struct else []
-        close = get_close_matches(key, known, n=1)
-        hint = f'; did you mean "{close[0]}"?' if close else ""
         where = f"{field}.{key}" if field else key
-        return ConfigError(
-            source,
-            where,
-            f"unknown key {key!r}{hint} (allowed: {', '.join(known)})",
-            _value_at(raw, where),
-        )
+        struct = root if not field else _STRUCT_AT.get(field)
+        return _unknown_key(source, where, key, struct, _value_at(raw, where))
     value = _value_at(raw, field)
     typed = re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`", problem)
     if typed:
         problem = f"{value!r}: expected {_TYPE_NAMES.get(typed['want'], typed['want'])}, "
         problem += f"got {_TYPE_NAMES.get(typed['got'], typed['got'])}"
     return ConfigError(source, field, problem, value)
+
+
+def _unknown_key(
+    source: str, where: str, key: str, struct: type[msgspec.Struct] | None, value: Any
+) -> ConfigError:
+    """``unknown key 'urls'; did you mean "url"? (allowed: name, timeout, url)``."""
+    known = sorted(f.encode_name for f in msgspec.structs.fields(struct)) if struct else []
+    close = get_close_matches(key, known, n=1)
+    hint = f'; did you mean "{close[0]}"?' if close else ""
+    return ConfigError(
+        source, where, f"unknown key {key!r}{hint} (allowed: {', '.join(known)})", value
+    )
 
 
 def _value_at(raw: Mapping[str, Any], field: str) -> Any:

@@ -44,7 +44,7 @@ from .errors import (
     RegistryError,
 )
 from .hooks import HookCallError, HookImpl, Hooks, HookSpecError
-from .manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_from_mapping
+from .manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_from_mapping, manifest_in
 from .plan import LoadPlan, plan
 from .registry import Handle, Registry
 
@@ -295,7 +295,7 @@ class Host:
         else:
             path = Path(manifest)
             if path.is_dir():
-                found = next((path / n for n in MANIFEST_NAMES if (path / n).is_file()), None)
+                found = manifest_in(path)
                 if found is None:
                     raise PlanError(str(path), f"has no manifest ({', '.join(MANIFEST_NAMES)})")
                 path = found

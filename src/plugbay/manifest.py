@@ -35,6 +35,12 @@ __all__ = [
 #: File names a plugin folder may hold its manifest in, in order of preference.
 MANIFEST_NAMES = ("plugin.toml", "plugin.yaml", "plugin.yml", "plugin.json", "collection.yml")
 
+
+def manifest_in(folder: Path) -> Path | None:
+    """The manifest file of a plugin folder (the first of :data:`MANIFEST_NAMES` there)."""
+    return next((folder / n for n in MANIFEST_NAMES if (folder / n).is_file()), None)
+
+
 # \Z, not $: "$" also matches before a trailing newline, which would let "tool\n" through.
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*\Z")
 _CONTRIB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*\Z")

@@ -271,8 +271,8 @@ def _drop_bytecode(folder: Path) -> None:
         for source in folder.rglob("*.py"):
             try:
                 stale.append(Path(importlib.util.cache_from_source(str(source))))
-            except (NotImplementedError, ValueError):
-                continue
+            except NotImplementedError:  # an interpreter that caches no bytecode at all
+                break
     for pyc in stale:
         try:
             pyc.unlink(missing_ok=True)

@@ -203,16 +203,11 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
     )
 
 
-def _home_variable(app: str) -> str:
-    """``<APP>_HOME``, named as :func:`plugbay.config.home_for` reads it."""
-    return "".join(c if c.isalnum() else "_" for c in app.upper()) + "_HOME"
-
-
 # ---------------------------------------------------------------- the plugin under test
 
 
 def _find_plugin_dir(request: pytest.FixtureRequest) -> Path:
-    from .manifest import MANIFEST_NAMES
+    from .manifest import MANIFEST_NAMES, manifest_in
 
     config = request.config
     names = ", ".join(MANIFEST_NAMES)
@@ -228,7 +223,7 @@ def _find_plugin_dir(request: pytest.FixtureRequest) -> Path:
             origin = f"plugbay_plugin = {ini} (in {config.inipath or config.rootpath})"
         if not folder.is_dir():
             pytest.fail(f"{origin}: {folder} is not a folder", pytrace=False)
-        if not any((folder / name).is_file() for name in MANIFEST_NAMES):
+        if manifest_in(folder) is None:
             pytest.fail(
                 f"{origin}: {folder} holds no plugin manifest ({names}); point it at the "
                 "plugin's folder",
@@ -238,7 +233,7 @@ def _find_plugin_dir(request: pytest.FixtureRequest) -> Path:
     starts = [Path(request.path).parent, config.rootpath]
     for start in starts:
         for folder in (start, *start.parents):
-            if any((folder / name).is_file() for name in MANIFEST_NAMES):
+            if manifest_in(folder) is not None:
                 return folder.resolve()
     pytest.fail(
         f"no plugin manifest ({names}) in {starts[0]}, {config.rootpath} or a folder above "
@@ -265,11 +260,10 @@ def plugbay_manifest(plugbay_plugin_dir: Path) -> Manifest:
     An invalid manifest fails the test's setup with plugbay's message (file, field, value).
     """
     from .errors import ManifestError
-    from .manifest import MANIFEST_NAMES, load_manifest
+    from .manifest import load_manifest, manifest_in
 
-    path = next(
-        plugbay_plugin_dir / n for n in MANIFEST_NAMES if (plugbay_plugin_dir / n).is_file()
-    )
+    path = manifest_in(plugbay_plugin_dir)
+    assert path is not None  # plugbay_plugin_dir holds one
     try:
         return load_manifest(path)
     except ManifestError as exc:
@@ -292,11 +286,12 @@ def plugbay_home(
     test run from inside a plugin process does not leak them into the plugins it starts.
     """
     from . import protocol as P
+    from .config import home_variable
 
     settings = _settings(request)
     home = tmp_path / "plugbay-home"
     home.mkdir()
-    monkeypatch.setenv(_home_variable(settings.app), str(home))
+    monkeypatch.setenv(home_variable(settings.app), str(home))
     for name in (
         P.VERSIONS_ENV,
         P.COOKIE_ENV,

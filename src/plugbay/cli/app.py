@@ -7,6 +7,7 @@ group and on every command, and all write to one :class:`Settings`.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -298,35 +299,13 @@ def command_group(
 
     _add_store_commands(group, options)
 
-    from .grant_commands import add_grant_commands  # grant, revoke
-
-    add_grant_commands(group, options, _run)
-
-    from .protocol_commands import add_protocol_commands  # protocol-check
-
-    add_protocol_commands(group, options, _run)
-
-    from .lock_commands import add_lock_commands  # lock, sync
-
-    add_lock_commands(group, options, _run)
-
-    from .key_commands import add_key_commands  # key generate/trust/untrust/list, sign
-
-    add_key_commands(group, options, _run)
-
-    from .watch_commands import add_watch_commands  # watch
-
-    add_watch_commands(group, options, _run)
-
-    from .index_commands import add_index_commands  # index build
-
-    add_index_commands(group, options, _run)
-
-    from .oci_commands import add_oci_commands  # push
-
-    add_oci_commands(group, options, _run)
-
-    _add_author_commands(group, options)  # new
+    # The commands kept in modules of their own: each module's add_<name>_commands(group,
+    # options, run) adds them.
+    for module in _COMMAND_MODULES:
+        add = getattr(
+            importlib.import_module(f".{module}_commands", __package__), f"add_{module}_commands"
+        )
+        add(group, options, _run)
 
     @group.command(
         "run",
@@ -354,11 +333,8 @@ def command_group(
     return group
 
 
-def _add_author_commands(group: click.Group, options: Callable[[Any], Any]) -> None:
-    """new: the commands that help plugin authors (see cli/new_commands.py)."""
-    from .new_commands import add_new_commands
-
-    add_new_commands(group, options, _run)
+#: grant, revoke; protocol-check; lock, sync; key …, sign; watch; index build; push; new.
+_COMMAND_MODULES = ("grant", "protocol", "lock", "key", "watch", "index", "oci", "new")
 
 
 def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> None:

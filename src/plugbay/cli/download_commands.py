@@ -71,18 +71,17 @@ def download(
     requirement_files: list[str],
     indexes: list[str],
 ) -> int:
-    from .store_commands import _close_sources, _progress, _store, requirements
+    from .store_commands import _indexed_store, _progress, requirements
 
     extra, lock = requirements(requirement_files, indexes)
-    with _progress(settings) as progress:
-        # -r LOCK: every plugin comes from the source the lock names, not from an index.
-        store = _store(settings, None if lock is not None else indexes, progress)
-        try:
-            outcome = store.download(
-                specs, Path(dest), requirements=extra, locked=lock, progress=progress
-            )
-        finally:
-            _close_sources(store)
+    # -r LOCK: every plugin comes from the source the lock names, not from an index.
+    with (
+        _progress(settings) as progress,
+        _indexed_store(settings, None if lock is not None else indexes, progress) as store,
+    ):
+        outcome = store.download(
+            specs, Path(dest), requirements=extra, locked=lock, progress=progress
+        )
     if settings.json:
         render.emit_json(
             {

@@ -37,11 +37,22 @@ def _store(
     return Store(home, offline=settings.offline, sources=sources)
 
 
-def _close_sources(store: Store) -> None:
-    for source in store.sources:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
+@contextmanager
+def _indexed_store(
+    settings: Settings,
+    indexes: Sequence[str] | None,
+    progress: Callable[[str, int, int], None] | None,
+) -> Iterator[Store]:
+    """:func:`_store` with ``indexes`` (None: none at all, not even config.toml's), whose
+    sources' connections are closed when the block ends."""
+    store = _store(settings, indexes, progress)
+    try:
+        yield store
+    finally:
+        for source in store.sources:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
 
 
 @contextmanager
@@ -146,15 +157,14 @@ def install(
                 "or run `plugbay sync` to install everything it pins",
             )
         lock = lock_commands.read(locked or lock_commands.DEFAULT_LOCK)
-    with _progress(settings) as progress:
-        # -r LOCK: every plugin comes from the source the lock names, not from an index.
-        store = _store(settings, None if from_lock else list(indexes), progress)
-        try:
-            outcome = store.install(
-                specs, requirements=extra, progress=progress, locked=lock, **options
-            )
-        finally:
-            _close_sources(store)
+    # -r LOCK: every plugin comes from the source the lock names, not from an index.
+    with (
+        _progress(settings) as progress,
+        _indexed_store(settings, None if from_lock else indexes, progress) as store,
+    ):
+        outcome = store.install(
+            specs, requirements=extra, progress=progress, locked=lock, **options
+        )
     asking = _permissions_asked(store, outcome)
     code = _render(settings, outcome, "install", {"permissions": asking})
     if not settings.json and not settings.quiet:

@@ -129,12 +129,12 @@ def _import_contributions(host: Host, plugin_id: str) -> None:
 def _add_paths(host: Host, paths: list[Path]) -> set[str]:
     """Search ``paths`` (a plugin folder is found through its parent); the plugin folders
     or search folders asked for, absolute (empty: every plugin)."""
-    from ..manifest import MANIFEST_NAMES
+    from ..manifest import manifest_in
 
     wanted: set[str] = set()
     for path in paths:
         folder = path.resolve()
-        if any((folder / name).is_file() for name in MANIFEST_NAMES):
+        if manifest_in(folder) is not None:
             host.add_search_path(folder.parent)
             wanted.add(str(folder))
         else:

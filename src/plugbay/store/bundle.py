@@ -34,7 +34,7 @@ from typing import IO, Any
 import msgspec
 
 from ..errors import BundleError, ManifestError
-from ..manifest import MANIFEST_NAMES, Manifest, load_manifest
+from ..manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_in
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -244,7 +244,7 @@ def bundle_metadata(folder: Path) -> tuple[Manifest, bytes, bytes, list[tuple[st
     """What a build of ``folder`` holds: the manifest, MANIFEST.json, FILES.json, the files."""
     from .. import __version__
 
-    manifest_path = next((folder / n for n in MANIFEST_NAMES if (folder / n).is_file()), None)
+    manifest_path = manifest_in(folder)
     if manifest_path is None:
         raise BundleError(str(folder), f"has no manifest ({', '.join(MANIFEST_NAMES)})")
     manifest = load_manifest(manifest_path)

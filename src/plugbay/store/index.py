@@ -26,7 +26,6 @@ errors (5xx) and connections cut mid-body; a stall past the timeout is an error 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import posixpath
 import re
@@ -44,12 +43,24 @@ import msgspec
 from ..errors import BundleError, ManifestError, SourceError, VersionError
 from ..versions import parse_version
 from .bundle import Limits, ReadBundle, read_bundle_bytes
-from .sources import OFFLINE_HINT, Candidate, Source, download_path, store_cached
+from .sources import (
+    OFFLINE_HINT,
+    Candidate,
+    Source,
+    cached_if_intact,
+    download_path,
+    lower_first,
+    status_text,
+    store_cached,
+    user_agent,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
     import httpx
+
+    from ..manifest import Manifest
 
 __all__ = [
     "INDEX_FORMAT",
@@ -134,6 +145,46 @@ class _Head(msgspec.Struct, frozen=True):
     format: Any = None
 
 
+def published_facts(bundle: ReadBundle) -> dict[str, Any]:
+    """What an index entry, and an OCI artifact's config, say of a bundle beside where it
+    is: id, version, sha256, signer, summary, requires, runtime, dependencies and the
+    normalised manifest (what a resolver reads instead of the bundle)."""
+    signer = None
+    if bundle.signature is not None:
+        from .signing import parse_signature
+
+        signer = parse_signature(bundle.signature, bundle.path).key
+    plugin = bundle.manifest.plugin
+    return {
+        "id": bundle.id,
+        "version": bundle.version,
+        "sha256": bundle.sha256,
+        "signer": signer,
+        "summary": plugin.description,
+        "requires": plugin.requires,
+        "runtime": plugin.runtime,
+        "dependencies": dict(sorted(bundle.manifest.dependencies.items())),
+        "manifest": bundle.manifest_file.manifest,
+    }
+
+
+def disagreement(manifest: Manifest, listed: Any) -> str | None:
+    """Where the facts ``listed`` repeats (an index entry, an OCI config) differ from the
+    manifest it carries: ``"runtime is 'exec' but its manifest says 'python'"``; or None."""
+    plugin = manifest.plugin
+    facts = {
+        "id": (manifest.id, listed.id),
+        "version": (manifest.version, listed.version),
+        "dependencies": (manifest.dependencies, listed.dependencies),
+        "requires": (plugin.requires, listed.requires),
+        "runtime": (plugin.runtime, listed.runtime),
+    }
+    for field, (says, said) in facts.items():
+        if says != said:
+            return f"{field} is {said!r} but its manifest says {says!r}"
+    return None
+
+
 def open_source(
     url: str,
     *,
@@ -153,21 +204,18 @@ def open_source(
     ``progress`` is called as ``(what, done, total)`` while bundles download; ``name``
     (a configured index's name) is shown in messages instead of the URL.
     """
+    options: dict[str, Any] = {
+        "cache": cache,
+        "limits": limits,
+        "offline": offline,
+        "timeout": timeout,
+        "progress": progress,
+        "name": name,
+    }
     if url.startswith("oci://"):
-        try:
-            module = importlib.import_module(".oci", __package__)
-        except ModuleNotFoundError:
-            raise SourceError(url, "OCI registries are not supported by this plugbay") from None
-        oci: Source = module.OciSource(
-            url,
-            cache=cache,
-            limits=limits,
-            offline=offline,
-            timeout=timeout,
-            progress=progress,
-            name=name,
-        )
-        return oci
+        from .oci import OciSource
+
+        return OciSource(url, **options)
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https", "file", "") and not re.match(r"^[a-zA-Z]:[\\/]", url):
         raise SourceError(
@@ -175,15 +223,7 @@ def open_source(
             "is not an index URL: use http(s)://HOST/PATH/index.json, file:///PATH/index.json, "
             "a path to an index.json, or oci://HOST/REPO",
         )
-    return IndexSource(
-        url,
-        cache=cache,
-        limits=limits,
-        offline=offline,
-        timeout=timeout,
-        progress=progress,
-        name=name,
-    )
+    return IndexSource(url, **options)
 
 
 def index_sources(
@@ -406,7 +446,9 @@ class IndexSource:
             return msgspec.convert(raw, tuple[IndexEntry, ...])
         except msgspec.ValidationError as exc:
             problem, _, inner = str(exc).partition(" - at `$")
-            raise self._malformed(document, where + inner.rstrip("`"), _lower(problem)) from None
+            raise self._malformed(
+                document, where + inner.rstrip("`"), lower_first(problem)
+            ) from None
 
     def _check_entry(self, entry: IndexEntry, plugin_id: str, document: str, at: str) -> None:
         """What a typed decode cannot check: agreement between the fields and the manifest."""
@@ -437,21 +479,13 @@ class IndexSource:
             raise SourceError(
                 shown, f"is not a valid plugbay index: {exc} (rebuild it with plugbay index build)"
             ) from None
-        plugin = manifest.plugin
-        facts = {
-            "id": (manifest.id, entry.id),
-            "version": (manifest.version, entry.version),
-            "dependencies": (manifest.dependencies, entry.dependencies),
-            "requires": (plugin.requires, entry.requires),
-            "runtime": (plugin.runtime, entry.runtime),
-        }
-        for field, (says, listed) in facts.items():
-            if says != listed:
-                raise SourceError(
-                    shown,
-                    f"is not a valid plugbay index: {at}: {field} is {listed!r} but its "
-                    f"manifest says {says!r} (rebuild it with plugbay index build)",
-                )
+        differs = disagreement(manifest, entry)
+        if differs is not None:
+            raise SourceError(
+                shown,
+                f"is not a valid plugbay index: {at}: {differs} (rebuild it with plugbay "
+                "index build)",
+            )
         origin = located.url if self._remote else _path_of(located.url)
         candidate = Candidate(entry.id, entry.version, manifest, origin, self)
         self._located[candidate.key] = located
@@ -532,7 +566,7 @@ class IndexSource:
                 meter.add(len(local))
             return bundle
         cached = download_path(self._cache, url)
-        kept = _read_if(cached, entry.sha256)
+        kept = cached_if_intact(cached, entry.sha256)
         if kept is not None:
             if meter is not None:
                 meter.add(len(kept))
@@ -564,7 +598,7 @@ class IndexSource:
                 reason = exc.reason
             else:
                 if answer.status != 200:
-                    raise SourceError(url, f"cannot be downloaded: {_answered(answer.status)}")
+                    raise SourceError(url, f"cannot be downloaded: {status_text(answer.status)}")
                 if len(answer.body) >= entry.size:
                     return answer.body
                 # A connection closed early by a server that sent no Content-Length.
@@ -659,7 +693,7 @@ class IndexSource:
         if answer.status == 304 and cached is not None:
             return self._decode(cached.body, url, kind)
         if answer.status != 200:
-            raise SourceError(self._shown(url), f"cannot be fetched: {_answered(answer.status)}")
+            raise SourceError(self._shown(url), f"cannot be fetched: {status_text(answer.status)}")
         doc = self._decode(answer.body, url, kind)
         self._write_cached(url, answer)
         return doc
@@ -671,9 +705,11 @@ class IndexSource:
             self._check_format(data, url)
             text = str(exc)
             problem, _, where = text.partition(" - at `$")
-            raise self._malformed(url, where.rstrip("`").lstrip("."), _lower(problem)) from None
+            raise self._malformed(
+                url, where.rstrip("`").lstrip("."), lower_first(problem)
+            ) from None
         except msgspec.DecodeError as exc:
-            raise self._malformed(url, "", f"is not JSON ({_lower(str(exc))})") from None
+            raise self._malformed(url, "", f"is not JSON ({lower_first(str(exc))})") from None
         self._check_format(data, url, cast(Any, doc).format)
         if isinstance(doc, _Document) and (doc.plugins is None) == (doc.shards is None):
             raise self._malformed(
@@ -735,7 +771,7 @@ class IndexSource:
                     limits=httpx.Limits(
                         max_connections=self.workers, max_keepalive_connections=self.workers
                     ),
-                    headers={"User-Agent": _user_agent()},
+                    headers={"User-Agent": user_agent()},
                 )
                 # A source nobody closed closes its connections when it is collected.
                 weakref.finalize(self, self._client.close)
@@ -771,7 +807,7 @@ class IndexSource:
                     if response.status_code != 200:
                         _drain(response)
                     if response.status_code >= 500:
-                        reason = f"the server answered {_answered(response.status_code)}"
+                        reason = f"the server answered {status_text(response.status_code)}"
                     else:
                         body = bytearray()
                         if response.status_code == 200:
@@ -910,15 +946,6 @@ def _under(base: str, target: str) -> bool:
     return normal.startswith(folder) and normal != folder.rstrip("/")
 
 
-def _read_if(path: Path, sha256: str) -> bytes | None:
-    """The bytes at ``path`` if they have this sha256 (a cached download); else None."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return data if hashlib.sha256(data).hexdigest() == sha256 else None
-
-
 def _drain(response: httpx.Response) -> None:
     """Read a small answer's body to its end, so its connection goes back to the pool
     (a 304 has none; an error page is short); a long one is left, and its connection
@@ -928,25 +955,7 @@ def _drain(response: httpx.Response) -> None:
             pass
 
 
-def _answered(status: int) -> str:
-    import httpx
-
-    # The standard phrase: servers word theirs freely.
-    return f"{status} {httpx.codes.get_reason_phrase(status)}".rstrip()
-
-
 def _os_reason(exc: BaseException) -> str:
     """``[Errno 111] Connection refused`` → ``Connection refused``."""
     text = str(exc) or type(exc).__name__
     return re.sub(r"^\[Errno -?\d+\]\s*", "", text)
-
-
-def _lower(text: str) -> str:
-    """msgspec's sentence, continuing ours: ``Expected`` → ``expected`` (not ``JSON``)."""
-    return text[:1].lower() + text[1:] if text[1:2].islower() else text
-
-
-def _user_agent() -> str:
-    from .. import __version__
-
-    return f"plugbay/{__version__}"

@@ -20,7 +20,7 @@ import msgspec
 from ..errors import SourceError
 from ..versions import parse_version
 from .bundle import Limits, read_bundle
-from .index import INDEX_FORMAT, FlatIndex, IndexEntry, RootIndex, ShardIndex
+from .index import INDEX_FORMAT, FlatIndex, IndexEntry, RootIndex, ShardIndex, published_facts
 
 __all__ = ["IndexReport", "build_index", "shard_folder"]
 
@@ -119,26 +119,8 @@ def _relative(bundle: Path, base: Path, target: Path) -> str:
 
 
 def _entry(path: Path, url: str) -> IndexEntry:
-    bundle = read_bundle(path)
-    signer = None
-    if bundle.signature is not None:
-        from .signing import parse_signature
-
-        signer = parse_signature(bundle.signature, str(path)).key
-    plugin = bundle.manifest.plugin
-    return IndexEntry(
-        id=bundle.id,
-        version=bundle.version,
-        url=url,
-        size=os.path.getsize(path),
-        sha256=bundle.sha256,
-        signer=signer,
-        summary=plugin.description,
-        requires=plugin.requires,
-        runtime=plugin.runtime,
-        dependencies=dict(sorted(bundle.manifest.dependencies.items())),
-        manifest=bundle.manifest_file.manifest,
-    )
+    facts = published_facts(read_bundle(path))
+    return IndexEntry(url=url, size=os.path.getsize(path), **facts)
 
 
 def _write_sharded(target: Path, by_id: dict[str, list[IndexEntry]]) -> None:

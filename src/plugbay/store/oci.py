@@ -53,7 +53,15 @@ import msgspec
 from ..errors import BundleError, ManifestError, SourceError, VersionError
 from ..versions import parse_range, parse_version, satisfies
 from .bundle import Limits, ReadBundle, bundle_name, read_bundle, read_bundle_bytes
-from .sources import OFFLINE_HINT, Candidate, store_cached
+from .sources import (
+    OFFLINE_HINT,
+    Candidate,
+    cached_if_intact,
+    lower_first,
+    status_text,
+    store_cached,
+    user_agent,
+)
 
 if TYPE_CHECKING:
     from ..manifest import Manifest
@@ -300,25 +308,9 @@ class BundleConfig(msgspec.Struct, frozen=True):
 
 
 def _config_of(bundle: ReadBundle, size: int) -> BundleConfig:
-    signer = None
-    if bundle.signature is not None:
-        from .signing import parse_signature
+    from .index import published_facts
 
-        signer = parse_signature(bundle.signature, bundle.path).key
-    plugin = bundle.manifest.plugin
-    return BundleConfig(
-        format=CONFIG_FORMAT,
-        id=bundle.id,
-        version=bundle.version,
-        sha256=bundle.sha256,
-        size=size,
-        signer=signer,
-        summary=plugin.description,
-        requires=plugin.requires,
-        runtime=plugin.runtime,
-        dependencies=dict(sorted(bundle.manifest.dependencies.items())),
-        manifest=bundle.manifest_file.manifest,
-    )
+    return BundleConfig(format=CONFIG_FORMAT, size=size, **published_facts(bundle))
 
 
 def _annotations(config: BundleConfig) -> dict[str, str]:
@@ -407,7 +399,7 @@ class _Client:
         self.timeout = timeout
         self.last_error = ""
         self._session = requests.Session()
-        self._session.headers["User-Agent"] = _user_agent()
+        self._session.headers["User-Agent"] = user_agent()
         # A client nobody closed closes its connections when it is collected.
         weakref.finalize(self, self._session.close)
         self._authorization: dict[str, str] = {}
@@ -473,7 +465,7 @@ class _Client:
                     self.last_error = _error_text(head)
                 if status < 500 or attempt == attempts:
                     return response
-                reason = f"{self.registry} answered {_answered(status)}"
+                reason = f"{self.registry} answered {status_text(status)}"
                 response.close()
             if attempt < attempts:
                 time.sleep(self.backoff[min(attempt, len(self.backoff)) - 1])
@@ -589,7 +581,7 @@ class _Client:
             if response.status_code != 200:
                 response.close()
                 raise _Unreachable(
-                    f"{self.registry} answered {_answered(response.status_code)} to the tag list"
+                    f"{self.registry} answered {status_text(response.status_code)} to the tag list"
                     + (f" ({self.last_error})" if self.last_error else "")
                 )
             link = response.links.get("next", {}).get("url")
@@ -619,7 +611,7 @@ class _Client:
         if response.status_code != 200:
             response.close()
             raise _Unreachable(
-                f"{self.registry} answered {_answered(response.status_code)} for the manifest "
+                f"{self.registry} answered {status_text(response.status_code)} for the manifest "
                 f"{repository}:{reference}" + (f" ({self.last_error})" if self.last_error else "")
             )
         said = response.headers.get("Docker-Content-Digest")
@@ -649,7 +641,7 @@ class _Client:
         if response.status_code != 200:
             response.close()
             raise _Unreachable(
-                f"{self.registry} answered {_answered(response.status_code)} for the blob "
+                f"{self.registry} answered {status_text(response.status_code)} for the blob "
                 f"{digest}" + (f" ({self.last_error})" if self.last_error else "")
             )
         return self._read(response, size, on_chunk)
@@ -1109,23 +1101,17 @@ class OciSource:
             plugin_manifest = manifest_from_mapping(parsed.manifest, "config: manifest")
         except ManifestError as exc:
             raise _Invalid(str(exc)) from None
-        plugin = plugin_manifest.plugin
-        facts = {
-            "id": (plugin_manifest.id, parsed.id),
-            "version": (plugin_manifest.version, parsed.version),
-            "dependencies": (plugin_manifest.dependencies, parsed.dependencies),
-            "requires": (plugin.requires, parsed.requires),
-            "runtime": (plugin.runtime, parsed.runtime),
-        }
-        for field, (says, listed) in facts.items():
-            if says != listed:
-                raise _Invalid(f"its config's {field} is {listed!r} but its manifest says {says!r}")
+        from .index import disagreement
+
+        differs = disagreement(plugin_manifest, parsed)
+        if differs is not None:
+            raise _Invalid(f"its config's {differs}")
         return _Entry(reference, manifest.digest, layer_digest, layer_size, parsed, plugin_manifest)
 
     def _config_blob(self, reference: OciReference, digest: str, size: int, shown: str) -> bytes:
         if size > _MAX_METADATA:
             raise SourceError(shown, f"has a config of {size:,} bytes, over {_MAX_METADATA:,}")
-        kept = _read_if(self._blob_path(digest), digest)
+        kept = cached_if_intact(self._blob_path(digest), digest.removeprefix("sha256:"))
         if kept is not None:
             return kept
         if self._offline:
@@ -1153,7 +1139,7 @@ class OciSource:
             raise BundleError(
                 shown, f"is {size:,} bytes, over the limit of {self._limits.max_compressed_bytes:,}"
             )
-        data = _read_if(self._blob_path(digest), digest)
+        data = cached_if_intact(self._blob_path(digest), digest.removeprefix("sha256:"))
         if data is None:
             if self._offline:
                 raise SourceError(shown, f"is not in the download cache, and {OFFLINE_HINT}")
@@ -1244,7 +1230,11 @@ class OciSource:
         if not ref.startswith("sha256:"):
             listing = self._cached_listing(repository)
             digest = listing.get(ref) if listing is not None else None
-        body = _read_if(self._blob_path(digest), digest) if digest else None
+        body = (
+            cached_if_intact(self._blob_path(digest), digest.removeprefix("sha256:"))
+            if digest
+            else None
+        )
         if body is None or digest is None:
             if missing_ok:
                 return None
@@ -1380,7 +1370,7 @@ def _push_errors(shown: str, registry: str) -> Iterator[None]:
 
 
 def _denied_message(exc: _Denied, registry: str) -> str:
-    answered = _answered(exc.status)
+    answered = status_text(exc.status)
     login = (
         f"log in with `docker login {registry}` (or `oras login {registry}`; plugbay reads "
         "the docker config, ~/.docker/config.json or $DOCKER_CONFIG), or set "
@@ -1438,7 +1428,7 @@ def _decode_config(body: bytes) -> BundleConfig:
                 f"its config is format {found!r}; this plugbay reads format {CONFIG_FORMAT} "
                 "(upgrade plugbay to read it)"
             ) from None
-        raise _Invalid(f"its config: {_lower(str(exc))}") from None
+        raise _Invalid(f"its config: {lower_first(str(exc))}") from None
     if parsed.format != CONFIG_FORMAT:
         raise _Invalid(
             f"its config is format {parsed.format!r}; this plugbay reads format "
@@ -1467,15 +1457,6 @@ def _config_format(body: bytes) -> Any:
     return doc.get("format") if isinstance(doc, dict) else None
 
 
-def _read_if(path: Path, digest: str) -> bytes | None:
-    """The bytes at ``path`` if they have this digest (a cached blob); else None."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return data if "sha256:" + hashlib.sha256(data).hexdigest() == digest else None
-
-
 def _error_text(body: bytes) -> str:
     """The message of an OCI error answer (``{"errors": [{"code", "message"}]}``), or ""."""
     try:
@@ -1491,15 +1472,6 @@ def _error_text(body: bytes) -> str:
     return "; ".join(t for t in texts if t)
 
 
-def _answered(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
-
-
 def _reason(exc: BaseException) -> str:
     """The root cause of a requests error, without urllib3's object dumps."""
     text = str(exc)
@@ -1511,13 +1483,3 @@ def _reason(exc: BaseException) -> str:
         if match:
             return match.group(1).strip(" .")
     return re.sub(r"<[^>]+ object at 0x[0-9a-f]+>:?\s*", "", text) or type(exc).__name__
-
-
-def _lower(text: str) -> str:
-    return text[:1].lower() + text[1:] if text[1:2].islower() else text
-
-
-def _user_agent() -> str:
-    from .. import __version__
-
-    return f"plugbay/{__version__}"

@@ -443,3 +443,38 @@ def store_cached(target: Path, data: bytes) -> None:
         os.replace(tmp, target)
     except OSError:
         tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- for remote sources
+# (index.py and oci.py: the messages and caches of sources that fetch over HTTP)
+
+
+def cached_if_intact(path: Path, sha256: str) -> bytes | None:
+    """The bytes of the cache file ``path`` if their sha256 is ``sha256``; else None."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == sha256 else None
+
+
+def status_text(status: int) -> str:
+    """``500`` → ``500 Internal Server Error``: the standard phrase (servers word theirs
+    freely)."""
+    from http import HTTPStatus
+
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def lower_first(text: str) -> str:
+    """A library's sentence, continuing ours: ``Expected`` → ``expected`` (not ``JSON``)."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def user_agent() -> str:
+    from .. import __version__
+
+    return f"plugbay/{__version__}"

@@ -185,7 +185,7 @@ def make_host(home: Path, tmp_path: Path) -> Iterator[Any]:
 def build_greeter_wasm() -> Path:
     """``make wasm-example``: examples/plugins/as-greeter/greeter.wasm, built from its
     AssemblyScript sources (one build at a time, should several test processes ask)."""
-    from filelock import FileLock
+    from plugbay.store.transaction import HomeLock
 
     repo = Path(__file__).resolve().parent.parent
     missing = [tool for tool in ("make", "node", "npm") if shutil.which(tool) is None]
@@ -194,7 +194,10 @@ def build_greeter_wasm() -> Path:
             f"building examples/plugins/as-greeter needs {', '.join(missing)} on PATH "
             "(make, and Node.js 20 or newer with npm 10)"
         )
-    with FileLock(os.path.join(tempfile.gettempdir(), f"plugbay-wasm-example-{os.getuid()}.lock")):
+    lock = HomeLock(Path(tempfile.gettempdir()) / f"plugbay-wasm-example-{os.getuid()}.lock")
+    if not lock.acquire(timeout=600):
+        pytest.fail("another test run has been building the wasm example for 10 minutes")
+    try:
         done = subprocess.run(
             ["make", "--no-print-directory", "wasm-example"],
             cwd=repo,
@@ -202,6 +205,8 @@ def build_greeter_wasm() -> Path:
             text=True,
             check=False,
         )
+    finally:
+        lock.release()
     wasm = repo / "examples" / "plugins" / "as-greeter" / "greeter.wasm"
     if done.returncode != 0 or not wasm.is_file():
         pytest.fail(f"`make wasm-example` failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")

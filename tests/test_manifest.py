@@ -27,6 +27,7 @@ from plugbay.manifest import (
     Permissions,
     PluginInfo,
     load_manifest,
+    manifest_from_json_member,
     manifest_from_mapping,
     parse_manifest,
 )
@@ -104,7 +105,36 @@ def _fail(text: str, file: str = "plugin.toml") -> ManifestError:
     where = f"{err.file}: {err.field}: " if err.field else f"{err.file}: "
     assert str(err).startswith(where), str(err)
     assert str(err) == where + err.problem
+    _same_from_a_manifest_json(text, file, err)
     return err
+
+
+def _same_from_a_manifest_json(text: str, file: str, err: ManifestError) -> None:
+    """The document inside a MANIFEST.json is refused the same way (see below)."""
+    try:
+        raw = _decoded(_toml(text), file)
+    except Exception:  # noqa: BLE001 - not decodable: a syntax error, nothing to compare
+        return
+    if not isinstance(raw, dict):
+        return
+    doc = msgspec.json.encode({"format": 1, "manifest": raw})
+    if msgspec.json.decode(doc)["manifest"] != raw:
+        return  # not expressible in JSON (a key that is not text, a date)
+    with pytest.raises(ManifestError) as info:
+        manifest_from_json_member(doc, file)
+    assert (info.value.field, info.value.value, info.value.problem) == (
+        err.field,
+        err.value,
+        err.problem,
+    )
+
+
+def _decoded(text: str, file: str) -> object:
+    if file.endswith(".toml"):
+        return msgspec.toml.decode(text)
+    if file.endswith(".json"):
+        return msgspec.json.decode(text)
+    return yaml.safe_load(text)
 
 
 # ---------------------------------------------------------------- formats
@@ -340,11 +370,15 @@ def test_extension_keys_are_ignored_at_every_level(
 ) -> None:
     doc = _with_extension_keys(msgspec.to_builtins(manifest), data.draw)
     assert parse_manifest(_encode(doc, file), file) == manifest
+    as_installed = msgspec.json.encode({"manifest": doc})
+    assert manifest_from_json_member(as_installed, "MANIFEST.json") == manifest
 
 
 @_roundtrip_settings
 @given(manifest=manifests())
 def test_msgspec_encoders_write_manifests_that_parse_back(manifest: Manifest) -> None:
+    as_installed = msgspec.json.encode({"format": 1, "manifest": manifest})
+    assert manifest_from_json_member(as_installed, "MANIFEST.json") == manifest
     assert parse_manifest(msgspec.json.encode(manifest), "plugin.json") == manifest
     assert parse_manifest(msgspec.toml.encode(manifest), "plugin.toml") == manifest
     assert parse_manifest(msgspec.yaml.encode(manifest), "plugin.yaml") == manifest
@@ -761,9 +795,15 @@ def test_bad_python_entries(entry: str) -> None:
     assert 'e.g. "acme_tool.plugin:Plugin"' in err.problem
 
 
-def test_bad_contribution_entries() -> None:
-    err = _fail(MINIMAL + '[[contributes.module]]\nname = "m"\nentry = "not an entry"\n')
-    assert (err.field, err.value) == ("contributes.module[0].entry", "not an entry")
+@pytest.mark.parametrize(
+    "entry", ["not an entry", "acme.m:A\nacme.n:B", "acme.m:A\n", "\nacme.m:A", ""]
+)
+def test_bad_contribution_entries(entry: str) -> None:
+    # The second contribution: the checks of many values at once must find it too.
+    good = '[[contributes.module]]\nname = "l"\nentry = "acme.l:L"\n'
+    bad = f"[[contributes.module]]\nname = 'm'\nentry = {json.dumps(entry)}\n"
+    err = _fail(MINIMAL + good + bad)
+    assert (err.field, err.value) == ("contributes.module[1].entry", entry)
     assert "is not a Python entry; expected module:attribute" in err.problem
 
 
@@ -832,7 +872,7 @@ def test_missing_contribution_name() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["nutanix vm", "-vm", "1vm", "vm!"],
+    ["nutanix vm", "-vm", "1vm", "vm!", "vm\nimage", "vm\n", "", "\n"],
 )
 def test_invalid_contribution_names(name: str) -> None:
     err = _fail(MINIMAL + f"[[contributes.module]]\nname = {json.dumps(name)}\n")
@@ -894,8 +934,10 @@ def test_hook_order_names_plugin_ids(key: str, index: int) -> None:
     ["../secrets.md", "help/../../x.md", "/etc/passwd", "..\\x.md", "C:\\help\\x.md", "C:x.md"],
 )
 def test_help_paths_must_stay_inside_the_plugin(help_path: str) -> None:
-    err = _fail(MINIMAL + f"[[contributes.module]]\nname = 'm'\nhelp = {json.dumps(help_path)}\n")
-    assert (err.field, err.value) == ("contributes.module[0].help", help_path)
+    good = "[[contributes.module]]\nname = 'l'\nhelp = 'help/l.md'\n"
+    bad = f"[[contributes.module]]\nname = 'm'\nhelp = {json.dumps(help_path)}\n"
+    err = _fail(MINIMAL + good + bad)
+    assert (err.field, err.value) == ("contributes.module[1].help", help_path)
     assert "must be a relative path inside the plugin folder" in err.problem
     assert 'e.g. "help/my_module.md"' in err.problem
 
@@ -906,3 +948,28 @@ def test_help_paths_inside_the_plugin_are_fine() -> None:
         "plugin.toml",
     )
     assert m.contributes["module"][0].help == "help/sub/m..md"
+
+
+# ---------------------------------------------------------------- MANIFEST.json
+
+
+def test_a_manifest_json_member_is_read_like_a_manifest_file() -> None:
+    """Bundles and installed versions carry the manifest normalised in MANIFEST.json."""
+    doc = {"format": 1, "id": "acme.nutanix", "manifest": msgspec.to_builtins(DESIGN_EXAMPLE)}
+    assert manifest_from_json_member(msgspec.json.encode(doc), "MANIFEST.json") == DESIGN_EXAMPLE
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"{not json", "is not a readable MANIFEST.json: "),
+        (b"[]", "is not a readable MANIFEST.json: Expected `object`, got `array`"),
+        (b'{"format": 1}', "is not a readable MANIFEST.json: Object missing required field"),
+        (b'{"manifest": []}', "is not a readable MANIFEST.json: Expected `object`"),
+    ],
+)
+def test_a_manifest_json_that_is_not_one(data: bytes, problem: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        manifest_from_json_member(data, "/p/MANIFEST.json")
+    assert (info.value.file, info.value.field) == ("/p/MANIFEST.json", "")
+    assert info.value.problem.startswith(problem), info.value.problem

@@ -22,7 +22,8 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+
+import msgspec
 
 from .errors import CommandError
 
@@ -67,8 +68,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 Authorizer = Callable[[str, str, Sequence[str]], bool]
 
 
-@dataclass(frozen=True)
-class CommandInfo:
+class CommandInfo(msgspec.Struct, frozen=True, gc=False):
     """A plugin command as the manifest declares it (nothing imported)."""
 
     name: str

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 __all__ = ["HostInfo", "PluginApi", "PluginContext"]
 
 
-@dataclass(frozen=True, slots=True)
-class HostInfo:
+class HostInfo(msgspec.Struct, frozen=True):
     """Facts about the host a plugin runs in."""
 
     app: str
@@ -40,8 +40,7 @@ class PluginApi:
         self._add(kind, name, obj, summary, help)
 
 
-@dataclass(frozen=True)
-class PluginContext:
+class PluginContext(msgspec.Struct, frozen=True):
     """Handed to ``init(ctx)``: config, host facts, a logger and state shared between plugins."""
 
     plugin_id: str

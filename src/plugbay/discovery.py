@@ -21,7 +21,6 @@ import os
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +31,7 @@ from .manifest import (
     MANIFEST_NAMES,
     Manifest,
     load_manifest,
+    manifest_from_json_member,
     manifest_from_mapping,
     parse_manifest,
 )
@@ -75,8 +75,7 @@ class Problem(msgspec.Struct, frozen=True, gc=False):
     path: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SearchPath:
+class SearchPath(msgspec.Struct, frozen=True):
     """One place plugins are found; a larger ``precedence`` shadows a smaller one."""
 
     origin: str
@@ -111,18 +110,25 @@ class PluginRecord(msgspec.Struct, frozen=True, gc=False):
         return self.manifest.plugin.version
 
 
-@dataclass(frozen=True)
-class Catalog:
+class Catalog(msgspec.Struct, frozen=True):
     """Everything discovery found: plugin records (all versions) and problems."""
 
     records: tuple[PluginRecord, ...]
     problems: tuple[Problem, ...]
     search_paths: tuple[SearchPath, ...] = ()
-    _by_id: dict[str, list[PluginRecord]] = field(default_factory=dict, repr=False, compare=False)
+    # Built from ``records``: comparing it too (a Struct compares every field) changes no
+    # comparison's result.
+    _by_id: dict[str, list[PluginRecord]] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for r in self.records:
             self._by_id.setdefault(r.id, []).append(r)
+
+    def __repr__(self) -> str:
+        return (
+            f"Catalog(records={self.records!r}, problems={self.problems!r}, "
+            f"search_paths={self.search_paths!r})"
+        )
 
     def ids(self) -> list[str]:
         """Every plugin id found, sorted."""
@@ -304,23 +310,21 @@ class _Cache:
 # ---------------------------------------------------------------- scanning
 
 
-@dataclass
-class _Scan:
+class _Scan(msgspec.Struct):
     cache: _Cache
     reporter: DiscoveryReporter
     now_ns: int
     trust_store: bool = True
-    generations: dict[str, tuple[int, int]] = field(default_factory=dict)
-    records: list[PluginRecord] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    generations: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
+    records: list[PluginRecord] = msgspec.field(default_factory=list)
+    problems: list[Problem] = msgspec.field(default_factory=list)
 
 
-@dataclass
-class _Root:
+class _Root(msgspec.Struct):
     """One search path being scanned, and the ``id@version``s found in it so far."""
 
     sp: SearchPath
-    seen: dict[str, str] = field(default_factory=dict)
+    seen: dict[str, str] = msgspec.field(default_factory=dict)
     #: the store's generation stamp is unchanged: installed versions are taken from the cache
     trusted: bool = False
 
@@ -635,14 +639,13 @@ def _check_active(scan: _Scan, path: str, active: str, found: list[PluginRecord]
     )
 
 
-@dataclass
-class _Listing:
+class _Listing(msgspec.Struct):
     """What one folder holds, as far as discovery cares."""
 
-    dirs: list[str] = field(default_factory=list)
-    links: set[str] = field(default_factory=set)
-    files: set[str] = field(default_factory=set)
-    problems: list[Problem] = field(default_factory=list)
+    dirs: list[str] = msgspec.field(default_factory=list)
+    links: set[str] = msgspec.field(default_factory=set)
+    files: set[str] = msgspec.field(default_factory=set)
+    problems: list[Problem] = msgspec.field(default_factory=list)
     #: False when something could not be read: permissions change without moving mtimes
     trusted: bool = True
 
@@ -830,7 +833,7 @@ def _parsed(scan: _Scan, mpath: str, st: os.stat_result) -> _Parsed | None:
     else:
         try:
             if mpath.endswith(STORE_MARK):
-                manifest = _installed_manifest(data, mpath)
+                manifest = manifest_from_json_member(data, mpath)
             else:
                 manifest = parse_manifest(data, mpath)
         except ManifestError as exc:
@@ -841,19 +844,6 @@ def _parsed(scan: _Scan, mpath: str, st: os.stat_result) -> _Parsed | None:
         cache.dirty = True
     cache.manifests[mpath] = parsed
     return parsed
-
-
-class _StoreManifest(msgspec.Struct):
-    manifest: dict[str, object]
-
-
-def _installed_manifest(data: bytes, mpath: str) -> Manifest:
-    """The manifest a store-installed version's MANIFEST.json holds, validated as usual."""
-    try:
-        outer = msgspec.json.decode(data, type=_StoreManifest)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ManifestError(mpath, "", f"is not a readable MANIFEST.json: {exc}") from None
-    return manifest_from_mapping(outer.manifest, mpath)
 
 
 def _mark_shadowed(

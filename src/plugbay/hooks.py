@@ -28,11 +28,12 @@ import keyword
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from difflib import get_close_matches
 from operator import attrgetter
 from types import CodeType, FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+import msgspec
 
 from .discovery import Problem
 from .errors import HookCallError, HookSpecError, PluginError
@@ -54,8 +55,7 @@ __all__ = [
 OnError = Literal["raise", "collect"]
 
 
-@dataclass(frozen=True)
-class HookSpec:
+class HookSpec(msgspec.Struct, frozen=True, gc=False):
     """What a host promises to call: name, argument names, and how results combine.
 
     - ``args``: the keyword arguments every call passes; Python identifiers that are not
@@ -81,8 +81,7 @@ class HookSpec:
     doc: str = ""
 
 
-@dataclass(frozen=True)
-class HookResults:
+class HookResults(msgspec.Struct, frozen=True):
     """What a hook with ``on_error = "collect"`` returns."""
 
     results: list[Any]
@@ -93,8 +92,7 @@ class HookResults:
         return not self.errors
 
 
-@dataclass(eq=False)
-class HookImpl:
+class HookImpl(msgspec.Struct, eq=False):
     """One implementation of one hook, by one plugin.
 
     ``function`` is the callable, or None until ``resolve`` (called on the first call of
@@ -110,7 +108,7 @@ class HookImpl:
     wrapper: bool = False
     #: loads the plugin and returns the function; None means "not now" (the host is
     #: stopping, say): the implementation is skipped this time, silently.
-    resolve: Callable[[], Callable[..., Any] | None] | None = field(default=None, repr=False)
+    resolve: Callable[[], Callable[..., Any] | None] | None = None
     #: the spec arguments it is called with (None: not checked yet, pass them all)
     argnames: tuple[str, ...] | None = None
     takes_kwargs: bool = False
@@ -121,6 +119,11 @@ class HookImpl:
     #: where a host finds ``function``: the manifest's ``module:attr``, or None for the
     #: plugin object's method named like the hook
     entry: str | None = None
+
+    def __repr__(self) -> str:
+        # ``resolve`` (a closure over the host) is left out.
+        shown = (f"{n}={getattr(self, n)!r}" for n in self.__struct_fields__ if n != "resolve")
+        return f"{type(self).__qualname__}({', '.join(shown)})"
 
 
 # The host's own lifecycle events, declared on every host. A subscriber that raises is
@@ -347,8 +350,6 @@ class HookCaller:
     def _compile_measured(self, impls: list[HookImpl], metrics: Metrics) -> Callable[..., Any]:
         """A dispatcher that counts its calls, and a twin whose implementations are timed
         (see :meth:`_arm`)."""
-        from dataclasses import replace
-
         self._flush_metrics()  # the dispatchers it replaces count no more
         plain = [i for i in impls if not i.wrapper]
         stats = tuple(metrics.contribution(i.plugin_id, "hook", self.name) for i in plain)
@@ -358,7 +359,7 @@ class HookCaller:
         stops = [0] * len(plain)
         failed = _failure_recorder(stats, stops, self.spec.on_error == "raise")
         timed = [
-            i if i.wrapper else replace(i, function=_timed(i.function, stats[n]))
+            i if i.wrapper else msgspec.structs.replace(i, function=_timed(i.function, stats[n]))
             for n, i in enumerate(i for i in impls if not i.wrapper)
         ]
         timed = [*(i for i in impls if i.wrapper), *timed]

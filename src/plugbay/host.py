@@ -16,10 +16,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from .commands import ActivityLock, Authorizer, CommandInfo, refusals, sanitize_args
 from .config import (
@@ -83,8 +84,7 @@ class PluginState(enum.StrEnum):
 _UNAVAILABLE = frozenset({PluginState.FAILED, PluginState.BLOCKED, PluginState.DISABLED})
 
 
-@dataclass(frozen=True, slots=True)
-class LifecycleEvent:
+class LifecycleEvent(msgspec.Struct, frozen=True):
     """Sent to listeners added with :meth:`Host.on`."""
 
     name: str  # host_start, host_stop, plugin_loaded, plugin_failed, plugin_unloaded,
@@ -97,8 +97,7 @@ class LifecycleEvent:
     data: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
+class Health(msgspec.Struct, frozen=True, gc=False):
     """One plugin's health: ``ok``, ``degraded`` or ``failed``, with a message.
 
     ``checked_at`` and ``last_ok`` are ``time.time()`` values: when this answer was made,
@@ -111,8 +110,7 @@ class Health:
     last_ok: float | None = None
 
 
-@dataclass(frozen=True)
-class PluginStatus:
+class PluginStatus(msgspec.Struct, frozen=True):
     """A snapshot of one plugin for ``status`` and ``list``."""
 
     id: str
@@ -127,8 +125,7 @@ class PluginStatus:
     detail: str | None = None
 
 
-@dataclass(eq=False)
-class _Slot:
+class _Slot(msgspec.Struct, eq=False):
     """Mutable lifecycle state of one plugin id, guarded by its lock."""
 
     id: str
@@ -138,9 +135,9 @@ class _Slot:
     reason: str | None = None
     detail: str | None = None
     obj: Any = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    workers: set[int] = field(default_factory=set)
+    timings_ms: dict[str, float] = msgspec.field(default_factory=dict)
+    lock: threading.RLock = msgspec.field(default_factory=threading.RLock)
+    workers: set[int] = msgspec.field(default_factory=set)
     error: LoadError | None = None  # why it failed, when it did
     config: PluginConfig | None = None  # validated at load
     # Bumped whenever the plugin is unloaded, so that a step abandoned after its timeout
@@ -685,7 +682,7 @@ class Host:
                 _log.warning(
                     "health check failed: %s", health.message, extra={"plugin_id": plugin_id}
                 )
-            out[plugin_id] = replace(health, last_ok=self._health_ok.get(plugin_id))
+            out[plugin_id] = msgspec.structs.replace(health, last_ok=self._health_ok.get(plugin_id))
         return out
 
     def _check_health(self, slot: _Slot) -> Health:
@@ -718,7 +715,7 @@ class Host:
             return Health("failed", exc.reason, now)
         health = _health_from(value, now)
         secrets = slot.config.secret_values() if slot.config is not None else []
-        return replace(health, message=scrub(health.message, secrets))
+        return msgspec.structs.replace(health, message=scrub(health.message, secrets))
 
     def status(self) -> list[PluginStatus]:
         """A snapshot of every plugin's state, reason and timings (a stopped host stays so)."""

@@ -28,6 +28,7 @@ __all__ = [
     "Manifest",
     "PluginInfo",
     "load_manifest",
+    "manifest_from_json_member",
     "manifest_from_mapping",
     "parse_manifest",
 ]
@@ -47,6 +48,13 @@ _CONTRIB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*\Z")
 _PY_ENTRY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*)?\Z")
 _PLUGIN_ID = re.compile(r"^([a-z][a-z0-9_]*\.)?[a-z][a-z0-9_]*\Z")
 _PLATFORM = re.compile(r"^[a-z0-9]+-[a-z0-9_]+\Z")
+# The same rules for many values at once, joined by newlines (which no value may hold):
+# one match per kind of a manifest's contributions instead of one per contribution.
+_CONTRIB_NAMES = re.compile(r"(?:[A-Za-z][A-Za-z0-9_.-]*\n)*[A-Za-z][A-Za-z0-9_.-]*")
+_PY_ENTRIES = re.compile(
+    r"(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?\n)*"
+    r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?"
+)
 
 
 class _Struct(
@@ -244,6 +252,59 @@ def manifest_from_mapping(raw: object, file: str = "<manifest>") -> Manifest:
         raise _translate(exc, cleaned, file) from None
     _check_semantics(manifest, file)
     return manifest
+
+
+class _Member(msgspec.Struct):
+    manifest: Manifest
+
+
+class _RawMember(msgspec.Struct):
+    manifest: dict[str, Any]
+
+
+_MEMBER = msgspec.json.Decoder(_Member)
+
+
+def manifest_from_json_member(data: bytes, file: str) -> Manifest:
+    """The manifest in the ``manifest`` member of a JSON document plugbay wrote.
+
+    That is a bundle's or an installed version's ``MANIFEST.json``: plugbay writes the
+    manifest there normalised (``x-`` keys dropped, defaults omitted), so one typed decode
+    reads it, and the same checks as :func:`manifest_from_mapping` follow. A document that
+    does not decode that way (an ``x-`` key, a wrong type, a key a contribution of its kind
+    may not have) is read by :func:`manifest_from_mapping`, which says precisely what is
+    wrong. Raises ManifestError; a document that is not a JSON object with a ``manifest``
+    table too.
+    """
+    try:
+        manifest = _MEMBER.decode(data).manifest
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    else:
+        if _kind_fields_ok(manifest):
+            _check_semantics(manifest, file)
+            return manifest
+    try:
+        raw = msgspec.json.decode(data, type=_RawMember).manifest
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ManifestError(file, "", f"is not a readable MANIFEST.json: {exc}") from None
+    return manifest_from_mapping(raw, file)
+
+
+def _kind_fields_ok(m: Manifest) -> bool:
+    """Whether every contribution leaves the keys of other kinds at their defaults.
+
+    In a manifest file such a key is an error even at its default value; plugbay never
+    writes defaults into MANIFEST.json, so a value here means the file was not its own.
+    """
+    for kind, entries in m.contributes.items():
+        hook, command = kind == "hook", kind == "command"
+        for c in entries:
+            if not hook and (c.priority or c.before or c.after or c.wrapper):
+                return False
+            if not command and c.requires_auth:
+                return False
+    return True
 
 
 def _decode(data: bytes, file: str) -> object:
@@ -550,60 +611,86 @@ def _check_semantics(m: Manifest, file: str) -> None:
 
 
 def _check_contributions(m: Manifest, file: str) -> None:
+    python = m.plugin.runtime == "python"
     for kind, entries in m.contributes.items():
-        if not _CONTRIB_NAME.match(kind):
+        # This runs for every contribution of every manifest parsed, so a kind whose
+        # contributions are all well is checked in a few matches over joined values; any
+        # doubt, and the one-by-one check below finds what is wrong and where.
+        names = [c.name for c in entries]
+        entry_points = [c.entry for c in entries if c.entry is not None] if python else []
+        helps = "\n".join(c.help for c in entries if c.help is not None)
+        joined_names = "\n".join((kind, *names))
+        joined_entries = "\n".join(entry_points)
+        if (
+            # (the counts: a value holding a newline would pass as two values)
+            joined_names.count("\n") == len(names)
+            and _CONTRIB_NAMES.fullmatch(joined_names)
+            and (kind == "hook" or len(set(names)) == len(names))
+            and joined_entries.count("\n") == max(len(entry_points) - 1, 0)
+            and (not entry_points or _PY_ENTRIES.fullmatch(joined_entries))
+            and ".." not in helps
+            and ":" not in helps
+            and "\n/" not in "\n" + helps
+            and "\n\\" not in "\n" + helps
+            and not any(c.before or c.after for c in entries)
+        ):
+            continue
+        _check_kind(kind, entries, python, file)
+
+
+def _check_kind(kind: str, entries: tuple[Contribution, ...], python: bool, file: str) -> None:
+    if not _CONTRIB_NAME.match(kind):
+        raise ManifestError(
+            file,
+            f"contributes.{kind}",
+            f"{kind!r} is not a valid kind; use letters, digits, _, - and . starting with a letter",
+            kind,
+        )
+    seen: set[str] = set()
+    for i, c in enumerate(entries):
+        where = f"contributes.{kind}[{i}]"
+        if not _CONTRIB_NAME.match(c.name):
             raise ManifestError(
                 file,
-                f"contributes.{kind}",
-                f"{kind!r} is not a valid kind; use letters, digits, _, - and . "
+                f"{where}.name",
+                f"{c.name!r} is not a valid name; use letters, digits, _, - and . "
                 "starting with a letter",
-                kind,
+                c.name,
             )
-        seen: set[str] = set()
-        for i, c in enumerate(entries):
-            where = f"contributes.{kind}[{i}]"
-            if not _CONTRIB_NAME.match(c.name):
-                raise ManifestError(
-                    file,
-                    f"{where}.name",
-                    f"{c.name!r} is not a valid name; use letters, digits, _, - and . "
-                    "starting with a letter",
-                    c.name,
-                )
-            # One plugin may implement a hook twice (say, plainly and as a wrapper); any
-            # other kind names one contribution per name.
-            if c.name in seen and kind != "hook":
-                raise ManifestError(
-                    file, f"{where}.name", f"{c.name!r} is declared twice in {kind}", c.name
-                )
-            seen.add(c.name)
-            if (
-                c.entry is not None
-                and m.plugin.runtime == "python"
-                and not _PY_ENTRY.match(c.entry)
-            ):
-                raise ManifestError(
-                    file,
-                    f"{where}.entry",
-                    f"{c.entry!r} is not a Python entry; expected module:attribute",
-                    c.entry,
-                )
-            if c.help is not None and _leaves_folder(c.help):
-                raise ManifestError(
-                    file,
-                    f"{where}.help",
-                    f"{c.help!r} must be a relative path inside the plugin folder, "
-                    'e.g. "help/my_module.md"',
-                    c.help,
-                )
-            for j, other in enumerate((*c.before, *c.after)):
-                if not _PLUGIN_ID.match(other):
-                    raise ManifestError(
-                        file,
-                        f"{where}.{'before' if j < len(c.before) else 'after'}",
-                        f"{other!r} is not a plugin id (namespace.name)",
-                        other,
-                    )
+        # One plugin may implement a hook twice (say, plainly and as a wrapper); any
+        # other kind names one contribution per name.
+        if c.name in seen and kind != "hook":
+            raise ManifestError(
+                file, f"{where}.name", f"{c.name!r} is declared twice in {kind}", c.name
+            )
+        seen.add(c.name)
+        if python and c.entry is not None and not _PY_ENTRY.match(c.entry):
+            raise ManifestError(
+                file,
+                f"{where}.entry",
+                f"{c.entry!r} is not a Python entry; expected module:attribute",
+                c.entry,
+            )
+        if c.help is not None and _leaves_folder(c.help):
+            raise ManifestError(
+                file,
+                f"{where}.help",
+                f"{c.help!r} must be a relative path inside the plugin folder, "
+                'e.g. "help/my_module.md"',
+                c.help,
+            )
+        _check_order_ids(c, where, file)
+
+
+def _check_order_ids(c: Contribution, where: str, file: str) -> None:
+    for j, other in enumerate((*c.before, *c.after)):
+        if not _PLUGIN_ID.match(other):
+            raise ManifestError(
+                file,
+                f"{where}.{'before' if j < len(c.before) else 'after'}",
+                f"{other!r} is not a plugin id (namespace.name)",
+                other,
+            )
 
 
 def _leaves_folder(path: str) -> bool:
@@ -612,7 +699,7 @@ def _leaves_folder(path: str) -> bool:
     # contribution of every manifest parsed.)
     if path[:1] in ("/", "\\") or path[1:2] == ":":
         return True
-    return ".." in path.replace("\\", "/").split("/")
+    return ".." in path and ".." in path.replace("\\", "/").split("/")
 
 
 def _check_version(file: str, field: str, text: str, what: Literal["version", "range"]) -> None:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, cast
+
+import msgspec
 
 from .config import Policy
 from .discovery import Catalog, PluginRecord, Problem
@@ -35,8 +36,7 @@ __all__ = ["LoadPlan", "PlannedPlugin", "Rejected", "plan"]
 RejectedState = Literal["disabled", "blocked"]
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedPlugin:
+class PlannedPlugin(msgspec.Struct, frozen=True):
     """A plugin version chosen to load, with the ids it depends on."""
 
     record: PluginRecord
@@ -47,8 +47,7 @@ class PlannedPlugin:
         return self.record.id
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(msgspec.Struct, frozen=True, gc=False):
     """A plugin id that will not load, and why (one line a user can act on)."""
 
     plugin_id: str
@@ -59,19 +58,26 @@ class Rejected:
     cause: str = "dependency"
 
 
-@dataclass(frozen=True)
-class LoadPlan:
+class LoadPlan(msgspec.Struct, frozen=True):
     """What loads, in which order, and what does not (with reasons)."""
 
     order: tuple[PlannedPlugin, ...]
     rejected: Mapping[str, Rejected]
     problems: tuple[Problem, ...]
     api_version: str | None
-    _index: dict[str, PlannedPlugin] = field(default_factory=dict, repr=False, compare=False)
+    # Built from ``order``: comparing it too (a Struct compares every field) changes no
+    # comparison's result.
+    _index: dict[str, PlannedPlugin] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for p in self.order:
             self._index[p.id] = p
+
+    def __repr__(self) -> str:
+        return (
+            f"LoadPlan(order={self.order!r}, rejected={self.rejected!r}, "
+            f"problems={self.problems!r}, api_version={self.api_version!r})"
+        )
 
     def get(self, plugin_id: str) -> PlannedPlugin | None:
         """The planned entry for ``plugin_id``, or None if it does not load."""

@@ -25,10 +25,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
+
+import msgspec
 
 from . import protocol as P
 from .protocol import describe_exit
@@ -49,8 +50,7 @@ _DRAIN = 0.5
 _QUOTE = 200
 
 
-@dataclass(frozen=True)
-class CaseResult:
+class CaseResult(msgspec.Struct, frozen=True, gc=False):
     """One case of the kit: its name, ``pass``, ``fail`` or ``skip``, and a one-line reason.
 
     ``skip`` means the case could not run because an earlier one failed (the child
@@ -68,8 +68,7 @@ class CaseResult:
         return self.status == "pass"
 
 
-@dataclass(frozen=True)
-class CheckReport:
+class CheckReport(msgspec.Struct, frozen=True):
     """What :func:`check` found: every case in the order it ran, and facts about the child.
 
     ``plugin_id`` and ``plugin_version`` are what the ready line named (None without a
@@ -188,8 +187,7 @@ def check(
 # The child process
 
 
-@dataclass(frozen=True)
-class _Event:
+class _Event(msgspec.Struct, frozen=True):
     """Something the child did: a message, a non-protocol line, end of stdout, or exit."""
 
     kind: Literal["message", "garbage", "eof", "exit"]
@@ -532,8 +530,7 @@ def _describe(answer: dict[str, Any]) -> str:
 # The cases
 
 
-@dataclass(frozen=True)
-class _Target:
+class _Target(msgspec.Struct, frozen=True, gc=False):
     """A call the kit may make with no arguments: ``contribution`` is ``kind:name``."""
 
     contribution: str
@@ -554,8 +551,7 @@ class _Target:
         }
 
 
-@dataclass(frozen=True)
-class _Ready:
+class _Ready(msgspec.Struct, frozen=True):
     """What a valid ready line said."""
 
     protocol: int

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from .discovery import Problem
 from .errors import ContributionNotFound
@@ -26,8 +27,7 @@ __all__ = ["Handle", "Registry"]
 _UNRESOLVED = object()
 
 
-@dataclass(eq=False)
-class Handle:
+class Handle(msgspec.Struct, eq=False):
     """One contribution: what it is, who provides it, and (once loaded) the object."""
 
     kind: str
@@ -37,10 +37,15 @@ class Handle:
     entry: str | None = None
     help: str | None = None
     precedence: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
-    _value: Any = field(default=_UNRESOLVED, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _resolver: Callable[[Handle], Any] | None = field(default=None, repr=False)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    _value: Any = _UNRESOLVED
+    _lock: threading.Lock = msgspec.field(default_factory=threading.Lock)
+    _resolver: Callable[[Handle], Any] | None = None
+
+    def __repr__(self) -> str:
+        # The public fields only: not the lock, the resolver or the loaded object.
+        shown = (f"{n}={getattr(self, n)!r}" for n in self.__struct_fields__ if n[0] != "_")
+        return f"{type(self).__qualname__}({', '.join(shown)})"
 
     @property
     def qualified_name(self) -> str:

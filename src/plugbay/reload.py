@@ -23,10 +23,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from .errors import LoadError, PlanError, PluginError
 
@@ -65,8 +66,7 @@ class ReloadError(LoadError):
         self.detail = getattr(error, "detail", None)
 
 
-@dataclass(frozen=True)
-class ReloadResult:
+class ReloadResult(msgspec.Struct, frozen=True):
     """What one reload did."""
 
     plugin_id: str

@@ -8,8 +8,9 @@ I/O: all knowledge comes from the candidate lists.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+
+import msgspec
 
 from .manifest import Manifest
 from .versions import parse_version, satisfies
@@ -34,8 +35,7 @@ class Resolvable(Protocol):
 C = TypeVar("C", bound=Resolvable)
 
 
-@dataclass(frozen=True)
-class Requirement:
+class Requirement(msgspec.Struct, frozen=True):
     """``id`` within ``range`` (None: any version), asked for by ``parent`` (None: a root)."""
 
     id: str
@@ -55,8 +55,7 @@ class Requirement:
         return f"{self.id} {self.range}" if self.range is not None else self.id
 
 
-@dataclass(frozen=True)
-class Conflict:
+class Conflict(msgspec.Struct, frozen=True, gc=False):
     """Why no consistent set exists: each failing requirement, in words."""
 
     lines: tuple[str, ...]

@@ -26,10 +26,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Protocol
+
+import msgspec
 
 from .config import Grants, HostConfig
 from .errors import ConfigError, PermissionDenied, _grant_command
@@ -327,8 +328,7 @@ def grant_command(plugin_id: str, pairs: Iterable[tuple[str, str]]) -> str:
 # ---------------------------------------------------------------- a host's grants
 
 
-@dataclass(frozen=True)
-class PermissionStatus:
+class PermissionStatus(msgspec.Struct, frozen=True, gc=False):
     """One permission a plugin asks for, and whether it is granted."""
 
     kind: str

@@ -32,10 +32,10 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import pytest
 
 if TYPE_CHECKING:
@@ -109,8 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # ---------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True)
-class _Settings:
+class _Settings(msgspec.Struct, frozen=True):
     """What the ini options and the ``plugbay`` markers (closest last) ask for."""
 
     app: str = "plugbay"
@@ -119,7 +118,7 @@ class _Settings:
     config: Mapping[str, Any] | None = None
     grants: tuple[str, ...] | None = None
     install: tuple[str, ...] = ()
-    host_options: Mapping[str, Any] = field(default_factory=dict)
+    host_options: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
 def _settings(request: pytest.FixtureRequest) -> _Settings:

@@ -606,9 +606,10 @@ def test_deleting_what_is_absent_records_no_step(tmp_path: Path) -> None:
 
 HOLD_LOCK = """
 import sys
-from filelock import FileLock
-lock = FileLock(sys.argv[1])
-lock.acquire()
+from pathlib import Path
+from plugbay.store.transaction import HomeLock
+lock = HomeLock(Path(sys.argv[1]))
+assert lock.acquire(timeout=10)
 print("locked", flush=True)
 sys.stdin.read()
 """

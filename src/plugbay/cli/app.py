@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -24,23 +23,50 @@ __all__ = ["Settings", "add_plugin_commands", "command_group", "main", "mount"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass
-class Settings:
-    """What the global options say; shared by the group and its commands."""
+class Settings:  # noqa: PLW1641 - unhashable (mutable), like the dataclass it was
+    """What the global options say; shared by the group and its commands.
 
-    app: str = "plugbay"
-    home: Path | None = None
-    api_version: str | None = None
-    json: bool = False
-    verbose: int = 0
-    quiet: bool = False
-    offline: bool = False
-    host_factory: Callable[[Settings], Host] | None = None
-    mounted: bool = False
-    #: The host CLI's own command names, which plugin commands may not take (mounted only).
-    reserved: tuple[str, ...] = ()
-    #: How to list them, given the context of the group plugbay is mounted in.
-    own_commands: Callable[[click.Context], list[str]] | None = None
+    A plain class: a dataclass would import ``dataclasses`` (and ``inspect``) and a msgspec
+    Struct ``msgspec``, and ``plugbay --help`` imports neither. It compares and prints like
+    the dataclass it was.
+    """
+
+    def __init__(  # noqa: PLR0917 - the dataclass's signature, kept
+        self,
+        app: str = "plugbay",
+        home: Path | None = None,
+        api_version: str | None = None,
+        json: bool = False,
+        verbose: int = 0,
+        quiet: bool = False,
+        offline: bool = False,
+        host_factory: Callable[[Settings], Host] | None = None,
+        mounted: bool = False,
+        reserved: tuple[str, ...] = (),
+        own_commands: Callable[[click.Context], list[str]] | None = None,
+    ) -> None:
+        self.app = app
+        self.home = home
+        self.api_version = api_version
+        self.json = json
+        self.verbose = verbose
+        self.quiet = quiet
+        self.offline = offline
+        self.host_factory = host_factory
+        self.mounted = mounted
+        #: The host CLI's own command names, which plugin commands may not take (mounted only).
+        self.reserved = reserved
+        #: How to list them, given the context of the group plugbay is mounted in.
+        self.own_commands = own_commands
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
+        return f"{type(self).__qualname__}({shown})"
 
     def make_host(self) -> Host:
         """The host commands work on: the mounting app's own, or a plain one."""

@@ -532,14 +532,14 @@ def _report(
     only: list[str] | None,
     import_errors: Mapping[str, PluginError] | None = None,
 ) -> int:
-    from dataclasses import replace
+    import msgspec
 
     from ..host import PluginState
 
     import_errors = import_errors or {}
     try:
         statuses = [
-            replace(
+            msgspec.structs.replace(
                 s,
                 state=PluginState.FAILED,
                 reason=_why(import_errors[s.id]),

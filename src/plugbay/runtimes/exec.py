@@ -42,7 +42,6 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +87,7 @@ _LEVELS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ExecSettings:
+class ExecSettings(msgspec.Struct, frozen=True, gc=False):
     """How one out-of-process plugin is supervised: ``[runtime."<id>"]`` with defaults.
 
     Times are seconds, sizes bytes; ``cpu_time`` and ``memory`` are None for no limit.
@@ -111,9 +109,9 @@ class ExecSettings:
         if raw is None:
             return cls()
         given = {
-            f.name: getattr(raw, f.name)
-            for f in fields(cls)
-            if getattr(raw, f.name, None) is not None
+            name: getattr(raw, name)
+            for name in cls.__struct_fields__
+            if getattr(raw, name, None) is not None
         }
         return cls(**given)
 
@@ -426,13 +424,19 @@ def _encode(message: Mapping[str, Any]) -> bytes:
     return msgspec.json.encode(message, enc_hook=_enc_hook) + b"\n"
 
 
-@dataclass(eq=False)
-class _Pending:
+class _Pending(msgspec.Struct, eq=False):
     future: Future[Any]
     target: str
     timeout: float | None
     cancelled: bool = False
-    deadline: list[Any] | None = field(default=None, repr=False)
+    deadline: list[Any] | None = None
+
+    def __repr__(self) -> str:
+        # ``deadline`` (a scheduler entry) is left out.
+        return (
+            f"_Pending(future={self.future!r}, target={self.target!r}, "
+            f"timeout={self.timeout!r}, cancelled={self.cancelled!r})"
+        )
 
 
 class _Violation(Exception):

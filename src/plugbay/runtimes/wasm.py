@@ -22,10 +22,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from ..config import Grants, RuntimeSettings
 from ..errors import LoadError
@@ -75,8 +76,7 @@ def export_name(name: str, method: str | None = None) -> str:
 # ---------------------------------------------------------------- settings and sandbox
 
 
-@dataclass(frozen=True, slots=True)
-class WasmSettings:
+class WasmSettings(msgspec.Struct, frozen=True, gc=False):
     """A wasm plugin's limits: per-call timeout, memory (whole pages), instance policy."""
 
     call_timeout: float = DEFAULT_CALL_TIMEOUT
@@ -109,8 +109,7 @@ class WasmSettings:
         return cls(float(timeout), memory - memory % PAGE_SIZE, instance)
 
 
-@dataclass(frozen=True, slots=True)
-class Sandbox:
+class Sandbox(msgspec.Struct, frozen=True, gc=False):
     """What one plugin's sandbox may reach.
 
     ``allowed_hosts`` are Extism host patterns; ``allowed_paths`` pairs of an Extism path
@@ -181,8 +180,7 @@ def _folders(paths: tuple[str, ...], kind: str, notes: list[str]) -> list[str]:
 # ---------------------------------------------------------------- modules
 
 
-@dataclass(frozen=True, slots=True)
-class Module:
+class Module(msgspec.Struct, frozen=True):
     """A compiled module with its sandbox: what instances are made from."""
 
     path: Path

@@ -27,7 +27,6 @@ import tarfile
 import unicodedata
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -98,8 +97,7 @@ class ManifestFile(msgspec.Struct, frozen=True):
     build: BuildInfo
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(msgspec.Struct, frozen=True, gc=False):
     """Bounds a bundle must stay within (decompression bombs, runaway bundles)."""
 
     max_files: int = 10_000
@@ -340,8 +338,7 @@ def _info(name: str, kind: bytes, mode: int, size: int) -> tarfile.TarInfo:
 # ---------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True)
-class ReadBundle:
+class ReadBundle(msgspec.Struct, frozen=True):
     """A bundle read into memory and checked: safe to write out with :meth:`extract_to`."""
 
     path: str
@@ -352,8 +349,15 @@ class ReadBundle:
     files: tuple[FileEntry, ...]
     contents: dict[str, bytes]
     signature: bytes | None
+    # Compared too (a Struct compares every field), which changes no comparison's result:
+    # read_bundle_bytes always passes it, and ``sha256``, compared already, is its digest.
     #: The bundle file's bytes, as read (what ``sha256`` is of): ``plugbay download`` copies them.
-    data: bytes = field(default=b"", repr=False, compare=False)
+    data: bytes = b""
+
+    def __repr__(self) -> str:
+        # ``data`` (the whole bundle file) is left out.
+        shown = (f"{n}={getattr(self, n)!r}" for n in self.__struct_fields__ if n != "data")
+        return f"{type(self).__qualname__}({', '.join(shown)})"
 
     @property
     def id(self) -> str:
@@ -455,10 +459,10 @@ def read_bundle_bytes(data: bytes, where: str, limits: Limits | None = None) -> 
     # versions reads it too): validate it as fully as a manifest file, without parsing
     # the TOML or YAML again (decision 0006). The manifest file itself is pinned by
     # FILES.json like every other file.
-    from ..manifest import manifest_from_mapping
+    from ..manifest import manifest_from_json_member
 
     try:
-        manifest = manifest_from_mapping(mfile.manifest, f"{where}!{MANIFEST_JSON}")
+        manifest = manifest_from_json_member(contents[MANIFEST_JSON], f"{where}!{MANIFEST_JSON}")
     except ManifestError as exc:
         raise BundleError(where, f"holds an invalid manifest: {exc}") from None
     if manifest.id != mfile.id or manifest.version != mfile.version:

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+import msgspec
 
 from ..errors import BundleError, SourceError, StoreError
 from ..resolution import Conflict, resolve
@@ -57,8 +58,7 @@ _HEADER = (
 )
 
 
-@dataclass(frozen=True)
-class Downloaded:
+class Downloaded(msgspec.Struct, frozen=True):
     """One bundle put in the folder: which plugin, the file, where it came from, what
     was done (see :data:`DownloadAction`), and the key that signed it (verified and
     trusted here), if any."""
@@ -80,15 +80,14 @@ class Downloaded:
         return f"download {what} from {self.source}"
 
 
-@dataclass
-class DownloadOutcome:
+class DownloadOutcome(msgspec.Struct):
     """What a download did: the folder, its lock file, one entry per bundle (sorted by
     id), and warnings (an index served from its cache, an unsigned bundle…)."""
 
     folder: Path
     lock: Path
-    bundles: list[Downloaded] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    bundles: list[Downloaded] = msgspec.field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
 
 
 def download(

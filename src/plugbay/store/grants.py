@@ -9,8 +9,9 @@ how they are checked, is :mod:`plugbay.security`.
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
 
 from ..config import Grants, config_from_mapping
 from ..errors import StoreError
@@ -27,8 +28,7 @@ __all__ = ["GrantChange", "GrantOutcome", "edit_config", "grant", "revoke"]
 GrantAction = Literal["grant", "revoke", "keep"]
 
 
-@dataclass(frozen=True)
-class GrantChange:
+class GrantChange(msgspec.Struct, frozen=True, gc=False):
     """One permission granted, revoked, or left as it was (``keep``).
 
     A ``keep`` with ``kind`` None is a ``revoke`` of everything when nothing was granted.
@@ -51,13 +51,12 @@ class GrantChange:
         return f"{self.action} {what}"
 
 
-@dataclass
-class GrantOutcome:
+class GrantOutcome(msgspec.Struct):
     """What ``grant`` or ``revoke`` did, with warnings, and what the plugin holds after."""
 
-    changes: list[GrantChange] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    grants: Grants = field(default_factory=Grants)
+    changes: list[GrantChange] = msgspec.field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
+    grants: Grants = msgspec.field(default_factory=Grants)
 
     @property
     def changed(self) -> bool:

@@ -33,7 +33,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import unquote, urljoin, urlsplit
@@ -272,8 +271,7 @@ def index_sources(
 # ---------------------------------------------------------------- the source
 
 
-@dataclass(frozen=True)
-class _Located:
+class _Located(msgspec.Struct, frozen=True):
     """A version entry with its bundle's absolute URL, and the document that named it."""
 
     entry: IndexEntry
@@ -281,8 +279,7 @@ class _Located:
     document: str
 
 
-@dataclass(frozen=True)
-class _Cached:
+class _Cached(msgspec.Struct, frozen=True, gc=False):
     body: bytes
     etag: str | None
     last_modified: str | None
@@ -304,8 +301,7 @@ class _Unreachable(Exception):
         self.stalled = stalled
 
 
-@dataclass(frozen=True)
-class _Answer:
+class _Answer(msgspec.Struct, frozen=True):
     status: int
     headers: dict[str, str]
     body: bytes

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,8 +26,7 @@ __all__ = ["IndexReport", "build_index", "shard_folder"]
 Progress = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True)
-class IndexReport:
+class IndexReport(msgspec.Struct, frozen=True):
     """What :func:`build_index` wrote: the index file, and how much it lists."""
 
     path: Path

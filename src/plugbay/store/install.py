@@ -11,18 +11,17 @@ import datetime as _dt
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import msgspec
 
-from ..errors import ResolutionError, SourceError, StoreError
-from ..manifest import Manifest
+from ..errors import ManifestError, ResolutionError, SourceError, StoreError
+from ..manifest import Manifest, manifest_from_json_member
 from ..resolution import Conflict, Requirement, explain, resolve
 from ..versions import parse_version
 from . import audit
-from .bundle import Limits, ManifestFile, ReadBundle, build_bundle, hash_file
+from .bundle import Limits, ReadBundle, build_bundle, hash_file
 from .layout import InstalledVersion, Layout, Receipt
 from .pydeps import Pip, PythonDependencies, plan_python_dependencies, pydeps_dir
 from .sources import Artifact, Artifacts, Candidate, Requested, Source, parse_spec
@@ -42,8 +41,7 @@ __all__ = ["Change", "Outcome", "Store", "SyncOutcome"]
 Action = Literal["install", "reinstall", "switch", "keep", "remove", "enable", "disable"]
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(msgspec.Struct, frozen=True, gc=False):
     """One thing a store operation did (or, with ``dry_run``, would do).
 
     For ``install`` and ``reinstall``, ``previous`` is the version active before and
@@ -82,28 +80,25 @@ class Change:
         return text
 
 
-@dataclass
-class Outcome:
+class Outcome(msgspec.Struct):
     """What an operation did: changes, and warnings (e.g. what ``--force`` broke)."""
 
-    changes: list[Change] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    changes: list[Change] = msgspec.field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
     dry_run: bool = False
 
 
-@dataclass
 class SyncOutcome(Outcome):
     """What a sync did: an :class:`Outcome`, and the installed versions the lock does not
     name (``(id, version)``: left installed, or with ``prune`` removed)."""
 
-    unlocked: list[tuple[str, str]] = field(default_factory=list)
+    unlocked: list[tuple[str, str]] = msgspec.field(default_factory=list)
 
 
 Progress = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True)
-class _Staged:
+class _Staged(msgspec.Struct, frozen=True):
     """A version's bundle, checked and extracted into the staging folder."""
 
     candidate: Candidate
@@ -112,8 +107,7 @@ class _Staged:
     folder: Path
 
 
-@dataclass(frozen=True)
-class _Options:
+class _Options(msgspec.Struct, frozen=True):
     dry_run: bool
     force: bool
     no_deps: bool
@@ -1117,10 +1111,10 @@ def _parse_ref(ref: str, installed: dict[str, list[Candidate]]) -> tuple[str, st
 
 
 def _installed_manifest(v: InstalledVersion) -> Manifest | None:
+    path = v.path / "MANIFEST.json"
     try:
-        mfile = msgspec.json.decode((v.path / "MANIFEST.json").read_bytes(), type=ManifestFile)
-        return msgspec.convert(mfile.manifest, Manifest)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return manifest_from_json_member(path.read_bytes(), str(path))
+    except (OSError, ManifestError):
         return None
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -34,8 +33,7 @@ class Receipt(msgspec.Struct, frozen=True, omit_defaults=True):
     python_dependencies: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class InstalledVersion:
+class InstalledVersion(msgspec.Struct, frozen=True):
     """One version folder in the layout, with its receipt if it has one."""
 
     id: str

@@ -32,9 +32,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
 
 from ..errors import BundleError, LockfileError, SourceError, StoreError, VersionError
 from ..versions import parse_version
@@ -80,8 +81,7 @@ _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 SourceKind = Literal["file", "dir", "url", "git", "other"]
 
 
-@dataclass(frozen=True)
-class LockEntry:
+class LockEntry(msgspec.Struct, frozen=True, gc=False):
     """One locked plugin: the version, the sha256 of its bundle file, where to get it."""
 
     id: str
@@ -94,8 +94,7 @@ class LockEntry:
         return f"{self.id} {self.version}"
 
 
-@dataclass(frozen=True)
-class Lockfile:
+class Lockfile(msgspec.Struct, frozen=True):
     """A lock: its entries (one per plugin id) and the file it was read from, if any.
 
     A relative path in an entry's source is relative to the folder of ``path``.
@@ -584,8 +583,7 @@ def _not_pinned(lock: Lockfile, plugin_id: str) -> str:
 SyncAction = Literal["install", "reinstall", "switch", "keep"]
 
 
-@dataclass(frozen=True)
-class SyncStep:
+class SyncStep(msgspec.Struct, frozen=True):
     """What a sync does for one locked plugin; ``previous``: the version active before."""
 
     entry: LockEntry
@@ -594,8 +592,7 @@ class SyncStep:
     reason: str = ""  # why a version already there is installed again
 
 
-@dataclass(frozen=True)
-class SyncPlan:
+class SyncPlan(msgspec.Struct, frozen=True):
     """Steps per locked plugin, and the installed versions the lock does not name."""
 
     steps: tuple[SyncStep, ...]

@@ -42,7 +42,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,8 +131,7 @@ _FORMS = (
 # ---------------------------------------------------------------- names
 
 
-@dataclass(frozen=True)
-class OciLocation:
+class OciLocation(msgspec.Struct, frozen=True, gc=False):
     """A place in a registry that holds plugins: ``oci://HOST[:PORT]/REPO``.
 
     ``registry`` is ``HOST[:PORT]``; ``prefix`` the repository path above the plugins
@@ -151,8 +149,7 @@ class OciLocation:
         return f"{self.prefix}/{plugin_id}" if self.prefix else plugin_id
 
 
-@dataclass(frozen=True)
-class OciReference:
+class OciReference(msgspec.Struct, frozen=True):
     """One plugin in a registry, as an install spec names it: by tag, digest, version
     range, or nothing (the highest release)."""
 
@@ -373,8 +370,7 @@ class _Foreign(Exception):
         self.kind = kind
 
 
-@dataclass(frozen=True)
-class _Manifest:
+class _Manifest(msgspec.Struct, frozen=True, gc=False):
     body: bytes
     digest: str
 
@@ -776,8 +772,7 @@ def _credentials(registry: str) -> tuple[str | None, str | None]:
 # ---------------------------------------------------------------- the source
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(msgspec.Struct, frozen=True):
     """One plugbay artifact: where it is, its digests, and its config."""
 
     reference: OciReference  # with the tag (or digest) it was found by
@@ -1253,8 +1248,7 @@ class _Listing(dict[str, str]):
 # ---------------------------------------------------------------- push
 
 
-@dataclass(frozen=True)
-class Pushed:
+class Pushed(msgspec.Struct, frozen=True, gc=False):
     """What :func:`push_bundle` did: the reference and manifest digest of the artifact,
     the bundle's facts, and ``unchanged`` when the tag already held this very bundle."""
 
@@ -1312,7 +1306,7 @@ def push_bundle(
         if existing is not None:
             same = _holds(existing, read.sha256)
             if same is True:
-                return replace(pushed, digest=existing.digest, unchanged=True)
+                return msgspec.structs.replace(pushed, digest=existing.digest, unchanged=True)
             if not force:
                 what = (
                     "another bundle of the same version"

@@ -30,9 +30,10 @@ import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from ..errors import StoreError
 from .layout import Layout
@@ -61,8 +62,7 @@ def pydeps_dir(layout: Layout, plugin_id: str, version: str | None = None) -> Pa
 # ---------------------------------------------------------------- pip
 
 
-@dataclass(frozen=True)
-class Pip:
+class Pip(msgspec.Struct, frozen=True, gc=False):
     """How pip is run: the interpreter, and where distributions come from.
 
     ``find_links`` are folders (or URLs) of wheels and sdists, passed as
@@ -170,8 +170,7 @@ def _reason(lines: Iterable[str]) -> str:
 # ---------------------------------------------------------------- planning
 
 
-@dataclass(frozen=True)
-class _Copy:
+class _Copy(msgspec.Struct, frozen=True, gc=False):
     """One private copy to install: ``name==version`` and the pip argument that gets it."""
 
     name: str
@@ -179,8 +178,7 @@ class _Copy:
     argument: str
 
 
-@dataclass(frozen=True)
-class _Plugin:
+class _Plugin(msgspec.Struct, frozen=True):
     """One plugin version of the state after the change, as far as Python goes."""
 
     id: str
@@ -195,8 +193,7 @@ class _Plugin:
         return f"{self.id} {self.version}"
 
 
-@dataclass
-class PythonDependencies:
+class PythonDependencies(msgspec.Struct):
     """What an install does about Python dependencies; made by :func:`plan_python_dependencies`.
 
     ``warnings`` are the conflicts ``force`` let through. :meth:`stage` puts a version's
@@ -204,8 +201,8 @@ class PythonDependencies:
     """
 
     pip: Pip
-    copies: dict[str, tuple[_Copy, ...]] = field(default_factory=dict)  # by id@version
-    warnings: list[str] = field(default_factory=list)
+    copies: dict[str, tuple[_Copy, ...]] = msgspec.field(default_factory=dict)  # by id@version
+    warnings: list[str] = msgspec.field(default_factory=list)
     progress: Progress | None = None
     _staged: int = 0
 

@@ -39,7 +39,6 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,8 +93,7 @@ def key_id(raw_public: bytes) -> str:
 # ---------------------------------------------------------------- keys
 
 
-@dataclass(frozen=True)
-class PublicKey:
+class PublicKey(msgspec.Struct, frozen=True, gc=False):
     """An Ed25519 public key: its id and its 32 raw bytes."""
 
     id: str
@@ -110,8 +108,7 @@ class PublicKey:
         return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
 
 
-@dataclass(frozen=True)
-class SigningKey:
+class SigningKey(msgspec.Struct, frozen=True):
     """An Ed25519 private key, read from a ``.key`` file, that signs MANIFEST.json bytes."""
 
     public: PublicKey
@@ -259,8 +256,7 @@ class _SignatureFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     signature: str
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(msgspec.Struct, frozen=True, gc=False):
     """A parsed ``MANIFEST.json.sig``: the id of the key that signed, and the signature."""
 
     key: str
@@ -342,8 +338,7 @@ def sign_bundle(bundle: Path, key: SigningKey, out_dir: Path | None = None) -> P
 # ---------------------------------------------------------------- keyring
 
 
-@dataclass(frozen=True)
-class TrustedKey:
+class TrustedKey(msgspec.Struct, frozen=True, gc=False):
     """A key in the keyring: its id, a name for people, the namespaces it may sign for."""
 
     id: str

@@ -25,9 +25,10 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+import msgspec
 
 from ..errors import BundleError, ManifestError, SourceError, VersionError
 from ..manifest import Manifest
@@ -54,8 +55,7 @@ _BY_ID = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Requested:
+class Requested(msgspec.Struct, frozen=True, gc=False):
     """A plugin asked for by id, with an optional version range."""
 
     id: str
@@ -66,8 +66,7 @@ class Requested:
         return self.spec or (f"{self.id} {self.range}" if self.range else self.id)
 
 
-@dataclass(frozen=True)
-class Artifact:
+class Artifact(msgspec.Struct, frozen=True, gc=False):
     """A bundle asked for by where it is: folder, file, URL or git."""
 
     kind: str  # dir | file | url | git | oci
@@ -86,18 +85,26 @@ class Artifact:
         return self.location
 
 
-@dataclass(frozen=True, eq=False)
-class Candidate:
+class Candidate(msgspec.Struct, frozen=True, eq=False):
     """One version of one plugin that could be installed (or is installed)."""
 
     id: str
     version: str
     manifest: Manifest
     origin: str  # "installed", or the source's description
-    source: Source | None = field(default=None, repr=False)
+    source: Source | None = None
     installed: bool = False
     active: bool = False
-    bundle: ReadBundle | None = field(default=None, repr=False)
+    bundle: ReadBundle | None = None
+
+    def __repr__(self) -> str:
+        # ``source`` and ``bundle`` (the whole bundle file, read) are left out.
+        shown = (
+            f"{n}={getattr(self, n)!r}"
+            for n in self.__struct_fields__
+            if n not in ("source", "bundle")
+        )
+        return f"{type(self).__qualname__}({', '.join(shown)})"
 
     @property
     def key(self) -> str:

@@ -16,6 +16,7 @@ relative path from another working folder, is still recovered correctly.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -32,7 +33,7 @@ import msgspec
 from ..errors import StoreError
 from .layout import Layout
 
-__all__ = ["Transaction", "locked", "recover", "recover_pending"]
+__all__ = ["HomeLock", "Transaction", "locked", "recover", "recover_pending"]
 
 JOURNAL = "journal.json"
 _JOURNAL_FORMAT = 1
@@ -51,20 +52,62 @@ class _Journal(msgspec.Struct, frozen=True):
     steps: tuple[_Step, ...]
 
 
+class HomeLock:
+    """The home's exclusive lock: ``flock`` on ``<home>/.lock`` (decision 0011).
+
+    The kernel releases it when its file is closed, so a plugbay that is killed, however,
+    never leaves it held. Two locks of one home exclude each other within one process too
+    (each has its own open file). Waiting polls, as ``flock`` cannot wait with a timeout.
+    """
+
+    #: Seconds between two attempts while another plugbay holds the lock.
+    poll_interval = 0.05
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; False if another holds it. OSError: cannot lock."""
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path} is already locked by this lock")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock, waiting up to ``timeout`` seconds; False if it stayed taken."""
+        deadline = time.monotonic() + timeout
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(self.poll_interval)
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
 @contextmanager
 def locked(layout: Layout, timeout: float = 600.0) -> Iterator[None]:
     """Hold the home's exclusive lock (waiting for another plugbay), then recover."""
-    from filelock import FileLock, Timeout
-
     layout.home.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(layout.lock_path))
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
+    lock = HomeLock(layout.lock_path)
+    if not lock.acquire(timeout):
         raise StoreError(
             f"another plugbay has held {layout.lock_path} for {timeout:g} s; "
             "wait for it to finish, or end it if it is stuck"
-        ) from None
+        )
     try:
         recover(layout)
         yield
@@ -87,25 +130,12 @@ def recover_pending(layout: Layout, wait: float = 10.0) -> list[str]:
             return []
     except OSError:
         return []
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(layout.lock_path))
+    lock = HomeLock(layout.lock_path)
     deadline = time.monotonic() + wait
     while True:
         try:
-            lock.acquire(timeout=0)
-            break
-        except Timeout:
-            if not _committing(layout):
-                return []
-            if time.monotonic() >= deadline:
-                _log.warning(
-                    "another plugbay has been committing for %g s (it holds %s); "
-                    "what is shown may be incomplete",
-                    wait,
-                    layout.lock_path,
-                )
-                return []
+            if lock.try_acquire():
+                break
         except OSError as exc:
             _log.warning(
                 "cannot lock %s to finish an interrupted change: %s",
@@ -113,7 +143,17 @@ def recover_pending(layout: Layout, wait: float = 10.0) -> list[str]:
                 exc.strerror or exc,
             )
             return []
-        time.sleep(0.01)  # polling, as filelock itself does: flock cannot wait with a timeout
+        if not _committing(layout):
+            return []
+        if time.monotonic() >= deadline:
+            _log.warning(
+                "another plugbay has been committing for %g s (it holds %s); "
+                "what is shown may be incomplete",
+                wait,
+                layout.lock_path,
+            )
+            return []
+        time.sleep(0.01)
     try:
         return recover(layout)
     except StoreError as exc:

@@ -22,9 +22,10 @@ requires to be signed and is not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from ..config import Policy
 from ..errors import BundleError, KeyringError, TrustError
@@ -45,8 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["Trust", "Verdict", "signature_status"]
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True, gc=False):
     """What the policy says of a bundle it lets in: the key that signed it (verified, and
     trusted for its namespace), and a warning for the user, if any."""
 

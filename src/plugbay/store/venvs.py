@@ -33,9 +33,10 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from ..errors import LoadError, StoreError
 
@@ -155,8 +156,7 @@ def reinstall_command(home: Path, plugin_id: str, version: str, plugin_dir: Path
 # ---------------------------------------------------------------- the SDK copy
 
 
-@dataclass(frozen=True)
-class _Sdk:
+class _Sdk(msgspec.Struct, frozen=True, gc=False):
     """The running plugbay's SDK files: what goes into a venv, and the tag naming them."""
 
     version: str
@@ -246,8 +246,7 @@ def _write_sdk(folder: Path, sdk: _Sdk) -> None:
 # ---------------------------------------------------------------- installing
 
 
-@dataclass
-class IsolatedEnvironments:
+class IsolatedEnvironments(msgspec.Struct):
     """What an install does about isolated plugins; made by :func:`plan_isolated`.
 
     :meth:`stage` builds one version's venv into a transaction.

@@ -22,7 +22,6 @@ import fnmatch
 import hashlib
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,17 +40,16 @@ _PYCACHE = "__pycache__"
 _PYCACHE_FILES = ("*.pyc", "*.pyo")
 
 
-@dataclass
-class VerifyReport:
+class VerifyReport(msgspec.Struct):
     """One installed version: what is wrong with it (nothing, when ``ok``)."""
 
     id: str
     version: str
     path: str
-    modified: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    modified: list[str] = msgspec.field(default_factory=list)
+    missing: list[str] = msgspec.field(default_factory=list)
+    extra: list[str] = msgspec.field(default_factory=list)
+    errors: list[str] = msgspec.field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -18,10 +18,11 @@ import os
 import secrets
 import shutil
 import string
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+
+import msgspec
 
 from ..errors import ManifestError, PluginError
 
@@ -83,8 +84,7 @@ class ScaffoldError(PluginError):
         super().__init__(f"{subject} {problem}")
 
 
-@dataclass(frozen=True)
-class Scaffold:
+class Scaffold(msgspec.Struct, frozen=True):
     """A plugin folder ``new_plugin`` wrote: its id, runtime, folder and files (relative)."""
 
     plugin_id: str

@@ -28,12 +28,16 @@ import unicodedata
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
 from ..errors import BundleError, ManifestError
-from ..manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_in
+
+if TYPE_CHECKING:
+    # The manifest module (and the SemVer library under it) is imported by the functions
+    # that parse one: ``plugbay verify`` reads bundles' metadata without either.
+    from ..manifest import Manifest
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -241,6 +245,7 @@ def _path(entry: FileEntry) -> str:
 def bundle_metadata(folder: Path) -> tuple[Manifest, bytes, bytes, list[tuple[str, bytes, int]]]:
     """What a build of ``folder`` holds: the manifest, MANIFEST.json, FILES.json, the files."""
     from .. import __version__
+    from ..manifest import MANIFEST_NAMES, load_manifest, manifest_in
 
     manifest_path = manifest_in(folder)
     if manifest_path is None:
@@ -450,6 +455,8 @@ def read_bundle_bytes(data: bytes, where: str, limits: Limits | None = None) -> 
             f"{FILES_JSON} does not match the hash in {MANIFEST_JSON}: the bundle was altered",
         )
     _check_listing(flist.files, contents, where)
+    from ..manifest import MANIFEST_NAMES
+
     manifest_text = contents.get(mfile.manifest_file)
     if manifest_text is None or mfile.manifest_file not in MANIFEST_NAMES:
         raise BundleError(

@@ -94,10 +94,10 @@ class Layout:
                 continue
             for name in sorted(os.listdir(ns_dir)):
                 base = ns_dir / name
-                if not (base / "active").exists() and not any(base.glob("*/MANIFEST.json")):
-                    continue
                 plugin_id = name if ns == "_" else f"{ns}.{name}"
                 active = self.active_version(plugin_id)
+                if active is None and not any(base.glob("*/MANIFEST.json")):
+                    continue
                 for version in sorted(os.listdir(base)):
                     folder = base / version
                     if (folder / "MANIFEST.json").is_file():

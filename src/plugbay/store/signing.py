@@ -500,14 +500,14 @@ class _TrustedFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def _read_trusted(path: Path) -> dict[str, TrustedKey]:
-    import tomllib
-
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyringError(str(path), f"cannot be read: {exc}") from None
+    import tomllib
+
     try:
         parsed = msgspec.convert(tomllib.loads(text), _TrustedFile)
     except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .bundle import FILES_JSON, MANIFEST_JSON, SIGNATURE, FilesList, ManifestFile
-from .layout import Layout, Receipt
+from .layout import InstalledVersion, Layout, Receipt
 
 if TYPE_CHECKING:
     from .trust import Trust
@@ -73,8 +73,10 @@ def verify(layout: Layout, ids: list[str] | None = None) -> list[VerifyReport]:
             continue
         seen.add(v.id)
         checked.add((v.id, v.version))
-        reports.append(_verify_one(layout, v.id, v.version, v.path, trust))
-    for receipt in _receipts(layout):
+        reports.append(_verify_one(layout, v, trust))
+    # Receipts left without their version folder (the others were read with their folder).
+    known = {layout.receipt_path(i, version).name for i, version in checked}
+    for receipt in _receipts(layout, known):
         if (wanted and receipt.id not in wanted) or (receipt.id, receipt.version) in checked:
             continue
         seen.add(receipt.id)
@@ -95,14 +97,15 @@ def verify(layout: Layout, ids: list[str] | None = None) -> list[VerifyReport]:
     return reports
 
 
-def _receipts(layout: Layout) -> list[Receipt]:
+def _receipts(layout: Layout, known: set[str]) -> list[Receipt]:
+    """The receipts in the home, but for the ``known`` file names."""
     try:
         names = sorted(os.listdir(layout.receipts))
     except OSError:
         return []
     out = []
     for name in names:
-        if not name.endswith(".json"):
+        if not name.endswith(".json") or name in known:
             continue
         try:
             receipt = msgspec.json.decode((layout.receipts / name).read_bytes(), type=Receipt)
@@ -113,11 +116,9 @@ def _receipts(layout: Layout) -> list[Receipt]:
     return out
 
 
-def _verify_one(
-    layout: Layout, plugin_id: str, version: str, folder: Path, trust: Trust
-) -> VerifyReport:
+def _verify_one(layout: Layout, v: InstalledVersion, trust: Trust) -> VerifyReport:
+    plugin_id, version, folder, receipt = v.id, v.version, v.path, v.receipt
     report = VerifyReport(plugin_id, version, str(folder))
-    receipt = layout.read_receipt(plugin_id, version)
     try:
         manifest_bytes = (folder / MANIFEST_JSON).read_bytes()
         files_bytes = (folder / FILES_JSON).read_bytes()

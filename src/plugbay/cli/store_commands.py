@@ -207,13 +207,14 @@ def requirements(
 def _permissions_asked(store: Store, outcome: Outcome) -> list[dict[str, Any]]:
     """What each newly installed plugin asks for (those asking for anything), granted or not."""
     from ..config import HostConfig, load_host_config
-    from ..errors import ConfigError
+    from ..errors import ConfigError, ManifestError
+    from ..manifest import manifest_from_json_member
     from ..security import Permissions, enforced, grant_command
 
     fresh = {
         (c.id, c.version)
         for c in outcome.changes
-        if c.action in ("install", "reinstall") and not outcome.dry_run
+        if c.action in ("install", "reinstall") and c.version and not outcome.dry_run
     }
     if not fresh:
         return []
@@ -225,26 +226,26 @@ def _permissions_asked(store: Store, outcome: Outcome) -> list[dict[str, Any]]:
         config = HostConfig()
     permissions = Permissions(config)
     out = []
-    for plugin_id, versions in sorted(store.installed().items()):
-        for c in versions:
-            if (plugin_id, c.version) not in fresh:
-                continue
-            report = permissions.report(plugin_id, c.manifest.permissions)
-            if not report:
-                continue
-            missing = [(s.kind, s.value) for s in report if not s.granted]
-            out.append(
-                {
-                    "id": plugin_id,
-                    "version": c.version,
-                    "enforced": enforced(c.manifest.plugin),
-                    "asked": [
-                        {"kind": s.kind, "value": s.value, "granted": s.granted} for s in report
-                    ],
-                    "missing": [{"kind": k, "value": v} for k, v in missing],
-                    "grant_command": grant_command(plugin_id, missing) if missing else None,
-                }
-            )
+    for plugin_id, version in sorted(fresh):
+        path = store.layout.version_dir(plugin_id, version) / "MANIFEST.json"
+        try:
+            manifest = manifest_from_json_member(path.read_bytes(), str(path))
+        except (OSError, ManifestError):
+            continue  # changed since: plugbay verify says how
+        report = permissions.report(plugin_id, manifest.permissions)
+        if not report:
+            continue
+        missing = [(s.kind, s.value) for s in report if not s.granted]
+        out.append(
+            {
+                "id": plugin_id,
+                "version": version,
+                "enforced": enforced(manifest.plugin),
+                "asked": [{"kind": s.kind, "value": s.value, "granted": s.granted} for s in report],
+                "missing": [{"kind": k, "value": v} for k, v in missing],
+                "grant_command": grant_command(plugin_id, missing) if missing else None,
+            }
+        )
     return out
 
 

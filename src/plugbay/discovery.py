@@ -35,6 +35,7 @@ from .manifest import (
     manifest_from_mapping,
     parse_manifest,
 )
+from .store.layout import GENERATION_FILE
 from .versions import parse_version
 
 __all__ = [
@@ -47,8 +48,6 @@ __all__ = [
     "discover",
 ]
 
-#: Written by the store in a search path's root with every change it commits.
-GENERATION_FILE = ".generation"
 #: Present in every version folder the store installed.
 STORE_MARK = "MANIFEST.json"
 

@@ -17,7 +17,6 @@ and hash, and FILES.json has the hash MANIFEST.json names.
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import hashlib
 import io
 import os
@@ -25,7 +24,6 @@ import posixpath
 import re
 import stat
 import sys
-import tarfile
 import unicodedata
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +35,11 @@ import msgspec
 from ..errors import BundleError, ManifestError
 
 if TYPE_CHECKING:
+    import gzip
+    import tarfile
+
+    # tarfile and gzip are imported by the functions that use them: a plain bundle is read
+    # without them (see _plain_entries), and ``plugbay verify`` needs neither.
     # The manifest module (and the SemVer library under it) is imported by the functions
     # that parse one: ``plugbay verify`` reads bundles' metadata without either.
     from ..manifest import Manifest
@@ -307,6 +310,9 @@ def _check_names(names: Sequence[str], where: str) -> None:
 
 
 def _write_tar(target: Path, members: list[tuple[str, bytes, int]]) -> None:
+    import gzip
+    import tarfile
+
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -332,6 +338,8 @@ def _parents(rel: str) -> list[str]:
 
 
 def _info(name: str, kind: bytes, mode: int, size: int) -> tarfile.TarInfo:
+    import tarfile
+
     info = tarfile.TarInfo(name)
     info.type = kind
     info.mode = mode
@@ -518,6 +526,9 @@ def _read_members_with_tarfile(
     data: bytes, where: str, limits: Limits, cap: int
 ) -> dict[str, bytes]:
     """Any .tar.gz the tarfile module reads, checked member by member as it is read."""
+    import gzip
+    import tarfile
+
     entries = _Entries(where, limits)
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as gz:

@@ -22,7 +22,7 @@ from ..resolution import Conflict, Requirement, explain, resolve
 from ..versions import parse_version
 from . import audit
 from .bundle import Limits, ReadBundle, build_bundle, hash_file
-from .layout import InstalledVersion, Layout, Receipt
+from .layout import GENERATION_FILE, InstalledVersion, Layout, Receipt
 from .pydeps import Pip, PythonDependencies, plan_python_dependencies, pydeps_dir
 from .sources import Artifact, Artifacts, Candidate, Requested, Source, parse_spec
 from .transaction import Transaction, locked, recover_pending
@@ -1120,6 +1120,4 @@ def _installed_manifest(v: InstalledVersion) -> Manifest | None:
 
 def _bump_generation(txn: Transaction, layout: Layout) -> None:
     """Replace the plugins folder's generation stamp, telling discovery to look again."""
-    from ..discovery import GENERATION_FILE
-
     txn.write(layout.plugins / GENERATION_FILE, os.urandom(16).hex().encode())

@@ -20,6 +20,11 @@ import msgspec
 __all__ = ["InstalledVersion", "Layout", "Receipt"]
 
 
+#: Replaced (a new file, so a new inode) in the plugins folder by every change the store
+#: commits; discovery trusts its cache of that folder while it is unchanged (decision 0004).
+GENERATION_FILE = ".generation"
+
+
 class Receipt(msgspec.Struct, frozen=True, omit_defaults=True):
     """What plugbay recorded when it installed one version."""
 

@@ -21,13 +21,9 @@ goes to the ``plugbay.store.pydeps`` logger (shown by ``-v``), never to stdout.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shlex
-import subprocess
 import sys
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -99,6 +95,10 @@ class Pip(msgspec.Struct, frozen=True, gc=False):
 
     def run(self, args: Sequence[str], why: str) -> None:
         """Run pip, its output to the log; a failure raises StoreError with pip's reason."""
+        # (Imported here: an install without Python dependencies never runs pip.)
+        import shlex
+        import subprocess
+
         command = [self.python, "-m", "pip", *args]
         _log.info("running %s", shlex.join(command))
         env = {**os.environ, "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -401,6 +401,9 @@ def _installed(layout: Layout, cand: Candidate) -> _Plugin:
 
 def _resolve(pip: Pip, cand: Candidate, wanted: Sequence[Requirement]) -> tuple[_Copy, ...]:
     """What pip would install for ``wanted`` into the host environment (nothing is)."""
+    import json
+    import tempfile
+
     why = f"resolve the python dependencies of {cand.id} {cand.version}"
     with tempfile.TemporaryDirectory(prefix="plugbay-pip-") as tmp:
         report = Path(tmp) / "report.json"

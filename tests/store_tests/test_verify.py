@@ -387,3 +387,66 @@ def test_an_empty_home_verifies(home: Path) -> None:
 
     assert code == 0
     assert doc == {"ok": True, "plugins": []}
+
+
+PARALLEL = """
+import json, sys
+from pathlib import Path
+import msgspec
+from plugbay.store.layout import Layout
+from plugbay.store.verify import verify
+layout = Layout(Path(sys.argv[1]))
+out = {w: msgspec.to_builtins(verify(layout, workers=w)) for w in (1, 2, 3)}
+# Children that fail: their shares are verified again by the parent.
+import os
+from plugbay.store import verify as module
+parent, original = os.getpid(), module._verify_one
+def failing_in_children(*args):
+    if os.getpid() != parent:
+        raise RuntimeError("a child fails")
+    return original(*args)
+module._verify_one = failing_in_children
+out["failing children"] = msgspec.to_builtins(verify(layout, workers=3))
+print(json.dumps(out))
+"""
+
+
+def test_forked_verifiers_report_what_one_process_reports(home: Path, tmp_path: Path) -> None:
+    """Many versions are shared among forked children (in a fresh single-threaded process)."""
+    bundles = []
+    for n in range(40):
+        folder = write_plugin(
+            tmp_path / "src",
+            f"acme.p{n:02d}",
+            code={"tool/__init__.py": f"N = {n}\n", "help/tool.md": "# tool\n"},
+        )
+        bundles.append(str(build_bundle(folder, tmp_path / "out")))
+    Store(home).install(bundles)
+    plugins = home / "plugins" / "acme"
+    (plugins / "p03" / "1.0.0" / "tool" / "__init__.py").write_text("N = -1\n")
+    (plugins / "p17" / "1.0.0" / "help" / "tool.md").unlink()
+    (plugins / "p38" / "1.0.0" / "stray.txt").write_text("?")
+    (home / "receipts" / "acme.p21-1.0.0.json").unlink()
+
+    result = subprocess.run(
+        [sys.executable, "-c", PARALLEL, str(home)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    by_workers = json.loads(result.stdout)
+    one = by_workers["1"]
+    assert [r["id"] for r in one] == [f"acme.p{n:02d}" for n in range(40)]
+    problems = {
+        r["id"]: r for r in one if r["modified"] or r["missing"] or r["extra"] or r["errors"]
+    }
+    assert sorted(problems) == ["acme.p03", "acme.p17", "acme.p21", "acme.p38"]
+    assert problems["acme.p03"]["modified"] == ["tool/__init__.py"]
+    assert problems["acme.p17"]["missing"] == ["help/tool.md"]
+    assert problems["acme.p38"]["extra"] == ["stray.txt"]
+    assert by_workers["2"] == one
+    assert by_workers["3"] == one
+    assert by_workers["failing children"] == one
+
+    # And the command itself (40 versions, one thread: it forks where it can).
+    code, doc = verify_json(home)
+    assert code == 1
+    assert [p["id"] for p in doc["plugins"] if not p["ok"]] == sorted(problems)

@@ -18,6 +18,7 @@ require-signatures`` now covers it (see :mod:`.trust`).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -56,24 +57,23 @@ class VerifyReport(msgspec.Struct):
         return not (self.modified or self.missing or self.extra or self.errors)
 
 
-def verify(layout: Layout, ids: list[str] | None = None) -> list[VerifyReport]:
+def verify(
+    layout: Layout, ids: list[str] | None = None, *, workers: int | None = None
+) -> list[VerifyReport]:
     """Check every installed version (of ``ids``, if given).
 
     A receipt whose version folder is gone (or lost its MANIFEST.json) is reported too.
+    ``workers``: processes that share the versions (see :func:`_verify_all`); None
+    decides from the machine and the work.
     """
     from .trust import Trust
 
     wanted = set(ids or ())
-    reports = []
-    seen: set[str] = set()
-    checked: set[tuple[str, str]] = set()
     trust = Trust.of_home(layout.home)
-    for v in layout.installed():
-        if wanted and v.id not in wanted:
-            continue
-        seen.add(v.id)
-        checked.add((v.id, v.version))
-        reports.append(_verify_one(layout, v, trust))
+    versions = [v for v in layout.installed() if not wanted or v.id in wanted]
+    reports = _verify_all(layout, versions, trust, workers)
+    seen = {v.id for v in versions}
+    checked = {(v.id, v.version) for v in versions}
     # Receipts left without their version folder (the others were read with their folder).
     known = {layout.receipt_path(i, version).name for i, version in checked}
     for receipt in _receipts(layout, known):
@@ -114,6 +114,101 @@ def _receipts(layout: Layout, known: set[str]) -> list[Receipt]:
         if name == layout.receipt_path(receipt.id, receipt.version).name:
             out.append(receipt)
     return out
+
+
+# Below this many versions one process does it all: a fork costs more than it saves.
+_PARALLEL_FROM = 32
+
+
+def _verify_all(
+    layout: Layout, versions: list[InstalledVersion], trust: Trust, workers: int | None
+) -> list[VerifyReport]:
+    """The reports of ``versions``, in their order, made by ``workers`` processes.
+
+    Verifying is a Python loop over every installed file (open, fstat, read, hash): on one
+    core it is most of ``plugbay verify``. With more than one core and many versions, forked
+    children take a share each and send their reports back through a pipe. Forking is only
+    safe in a process running a single thread, so a host that runs threads verifies in one
+    process; so does a system without ``fork``. A child that fails has its share redone here.
+    """
+    if workers is None:
+        workers = _default_workers(len(versions))
+    if workers < 2 or len(versions) < 2:
+        return [_verify_one(layout, v, trust) for v in versions]
+    shares = [versions[i::workers] for i in range(workers)]  # interleaved: similar sizes
+    children: list[tuple[int, int]] = []
+    try:
+        for share in shares[1:]:
+            children.append(_fork_verifier(layout, share, trust))
+        done = [[_verify_one(layout, v, trust) for v in shares[0]]]
+        while children:
+            pid, fd = children.pop(0)
+            sent = _child_reports(pid, fd)
+            done.append(_redo(layout, shares[len(done)], trust) if sent is None else sent)
+    finally:
+        for pid, fd in children:  # only if this process failed: end the others
+            os.close(fd)
+            _reap(pid, kill=True)
+    # Share i holds versions i, i + workers, i + 2 * workers...
+    return [done[i % workers][i // workers] for i in range(len(versions))]
+
+
+def _default_workers(count: int) -> int:
+    import threading
+
+    if count < _PARALLEL_FROM or not hasattr(os, "fork") or threading.active_count() > 1:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def _fork_verifier(layout: Layout, share: list[InstalledVersion], trust: Trust) -> tuple[int, int]:
+    """A child verifying ``share``: its pid, and the pipe its reports come through."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: whatever happens, it ends here, without running atexit hooks
+        code = 1
+        try:
+            os.close(read_fd)
+            data = msgspec.msgpack.encode([_verify_one(layout, v, trust) for v in share])
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _child_reports(pid: int, fd: int) -> list[VerifyReport] | None:
+    """What a child sent, once it has ended well; None if it did not."""
+    with os.fdopen(fd, "rb") as pipe:
+        data = pipe.read()
+    if not _reap(pid):
+        return None
+    try:
+        return msgspec.msgpack.decode(data, type=list[VerifyReport])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _redo(layout: Layout, share: list[InstalledVersion], trust: Trust) -> list[VerifyReport]:
+    return [_verify_one(layout, v, trust) for v in share]
+
+
+def _reap(pid: int, *, kill: bool = False) -> bool:
+    """Wait for a child (ended with SIGKILL first, with ``kill``); True if it exited 0."""
+    import signal
+
+    if kill:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def _verify_one(layout: Layout, v: InstalledVersion, trust: Trust) -> VerifyReport:

@@ -144,7 +144,7 @@ class _Signatures:
         """The receipt of a version the store installed; None for any other record."""
         if record.origin == "builtin":
             return None
-        if Path(record.path) != self.layout.version_dir(record.id, record.version):
+        if record.path != self.layout.version_path(record.id, record.version):
             return None  # placed by hand: not installed by the store, never signed
         return self.layout.read_receipt(record.id, record.version)
 

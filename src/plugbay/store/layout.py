@@ -67,6 +67,11 @@ class Layout:
     def version_dir(self, plugin_id: str, version: str) -> Path:
         return self.plugin_dir(plugin_id) / version
 
+    def version_path(self, plugin_id: str, version: str) -> str:
+        """:meth:`version_dir` as a string, for code that runs once per plugin."""
+        namespace, _, name = plugin_id.rpartition(".")
+        return os.path.join(self.plugins, namespace or "_", name, version)
+
     def active_file(self, plugin_id: str) -> Path:
         return self.plugin_dir(plugin_id) / "active"
 

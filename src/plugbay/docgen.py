@@ -402,12 +402,17 @@ def cli_reference() -> str:
 
     group = command_group()
     ctx = _context(group, "plugbay", None)
-    global_params = [p for p in group.get_params(ctx) if not getattr(p, "hidden", False)]
+    # --version is the group's alone (not accepted after a command name): said apart.
+    global_params = [
+        p for p in group.get_params(ctx) if not getattr(p, "hidden", False) and p.name != "version"
+    ]
     global_keys = {_param_key(p) for p in global_params}
     commands = sorted(_walk(group, ctx), key=lambda item: item[1].command_path)
     mounted = command_group("host")
     mounted_keys = {_param_key(p) for p in mounted.params}
-    standalone_only = [p for p in group.params if _param_key(p) not in mounted_keys]
+    standalone_only = [
+        p for p in group.params if _param_key(p) not in mounted_keys and p.name != "version"
+    ]
 
     out = [
         _HEADER.format(
@@ -432,7 +437,9 @@ def cli_reference() -> str:
             f"\nMounted in a host's command line (`plugbay.cli.mount`), {listed} "
             f"{'are' if len(names) > 1 else 'is'} fixed by the host and not offered."
         )
-    out += ["", *_options_table(global_params, ctx), "", "## Commands\n"]
+    out += ["", *_options_table(global_params, ctx), ""]
+    out += ["`plugbay --version` prints plugbay's version (not offered when mounted).", ""]
+    out += ["## Commands\n"]
     out += ["| command | does |", "| --- | --- |"]
     for cmd, cctx in commands:
         title = f"`{cctx.command_path}`"

@@ -141,7 +141,7 @@ PROBE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--json"]])
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["list"], ["list", "--json"]])
 def test_fast_paths_do_not_import_heavy_modules(
     installed: Path, tmp_path: Path, args: list[str]
 ) -> None:
@@ -157,9 +157,18 @@ def test_fast_paths_do_not_import_heavy_modules(
     modules = set(json.loads(out.read_text()))
     for heavy in ("rich", "resolvelib", "yaml", "asyncio", "jsonschema", "marked"):
         assert not any(m == heavy or m.startswith(heavy + ".") for m in modules), heavy
-    if args == ["--help"]:
+    if args in (["--help"], ["--version"]):
         assert "plugbay.host" not in modules
         assert "msgspec" not in modules
+
+
+def test_version_names_the_package_version() -> None:
+    from plugbay import __version__
+
+    result = subprocess.run(
+        [sys.executable, "-m", "plugbay", "--version"], capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"plugbay {__version__}\n", "")
 
 
 def test_help_renders_markdown_and_json(installed: Path) -> None:
@@ -360,7 +369,7 @@ def test_mounted_in_a_host_cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_main_is_the_console_script(installed: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--app", "testapp", "--home", str(installed), "--version"])
+        main(["--app", "testapp", "--home", str(installed), "--no-such-option"])
     assert exit_info.value.code == 2
 
 

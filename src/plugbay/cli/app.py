@@ -270,6 +270,13 @@ def command_group(
     def group() -> None:
         """Find, install, inspect and load plugins."""
 
+    if not mounted:  # (a host's own command has its own version)
+        from .. import __version__
+
+        group = click.version_option(
+            __version__, "--version", prog_name="plugbay", message="%(prog)s %(version)s"
+        )(group)
+
     @group.command("list")
     @click.option(
         "--all", "show_all", is_flag=True, help="Include shadowed copies and every version."

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
+from .options import index_option, requirements_option
+
 if TYPE_CHECKING:
     from ..host import Host
 
@@ -398,14 +400,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
 
     @group.command("install")
     @click.argument("specs", nargs=-1, metavar="[SPEC]...")
-    @click.option(
-        "-r",
-        "--requirements",
-        "requirement_files",
-        multiple=True,
-        type=click.Path(dir_okay=False),
-        help="A requirements file (YAML or TOML).",
-    )
+    @requirements_option
     @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
     @click.option("--force", is_flag=True, help="Install even if installed plugins' needs break.")
     @click.option("--no-deps", is_flag=True, help="Do not install dependencies.")
@@ -422,13 +417,7 @@ def _add_store_commands(group: click.Group, options: Callable[[Any], Any]) -> No
         metavar="[FILE]",
         help="Install only what the lock file (default ./plugbay.lock) pins.",
     )
-    @click.option(
-        "--index",
-        "indexes",
-        multiple=True,
-        metavar="URL",
-        help="An index to install by name from (repeatable; before those in config.toml).",
-    )
+    @index_option("install")
     @options
     @click.pass_context
     def install(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import render
+from .options import index_option, requirements_option
 
 if TYPE_CHECKING:
     from .app import Settings
@@ -35,21 +36,8 @@ def add_download_commands(group: click.Group, options: Callable[[Any], Any], run
         metavar="DIR",
         help="The folder to put the bundles and plugbay.lock in (made if missing).",
     )
-    @click.option(
-        "-r",
-        "--requirements",
-        "requirement_files",
-        multiple=True,
-        type=click.Path(dir_okay=False),
-        help="A requirements file (YAML or TOML), or a plugbay.lock.",
-    )
-    @click.option(
-        "--index",
-        "indexes",
-        multiple=True,
-        metavar="URL",
-        help="An index to download by name from (repeatable; before those in config.toml).",
-    )
+    @requirements_option
+    @index_option("download")
     @options
     @click.pass_context
     def download_(

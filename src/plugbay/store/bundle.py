@@ -601,7 +601,7 @@ class _Entries:
 # tarfile's reading of it; anything else (other entry types, GNU or old headers, a global
 # or unusual PAX header, base-256 numbers, a checksum only tarfile's signed sum accepts,
 # trailing bytes, truncation, over the cap...) makes _plain_entries answer None, and
-# tarfile reads the bundle, with the errors it has always given.
+# tarfile reads the bundle, with the errors it has always given. (Decision 0012.)
 
 _BLOCK = 512
 _POSIX_MAGIC = b"ustar\x0000"

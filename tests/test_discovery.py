@@ -1156,3 +1156,40 @@ def test_a_folder_added_beside_installed_plugins_is_noticed(tmp_path: Path) -> N
     hand = root / "acme.hand" / "plugin.toml"
     hand.write_text(hand.read_text().replace('"0.1.0"', '"0.2.0"'))
     assert "acme.hand@0.2.0" in {r.key for r in discover(sp, cache_path=cache).records}
+
+
+def test_a_catalog_answered_from_the_cache_has_a_fingerprint(tmp_path: Path) -> None:
+    """The fingerprint names a catalog that discovery took wholly from its cache, and
+    changes with anything that changes the catalog (see plugbay.plan.plan_with_cache)."""
+    root = tmp_path / "plugins"
+    _installed_by_store(root, "acme.one", "1.0.0")
+    _bump_generation(root)
+    _age(root)
+    cache = tmp_path / "cache.msgpack"
+    sp = [SearchPath("user", root, 1), SearchPath("project", tmp_path / "absent", 2)]
+    assert discover(sp, cache_path=cache).fingerprint is None  # read from disk
+    warm = discover(sp, cache_path=cache)
+    assert warm.fingerprint is not None
+    assert discover(sp, cache_path=cache).fingerprint == warm.fingerprint
+    # Search paths ranked otherwise: another fingerprint. Without the cache, or thorough
+    # (which reads every file, so the next run does too): none.
+    other = [SearchPath("user", root, 3), SearchPath("project", tmp_path / "absent", 2)]
+    assert discover(other, cache_path=cache).fingerprint not in (None, warm.fingerprint)
+    assert discover(sp).fingerprint is None
+    assert discover(sp, cache_path=cache, trust_store=False).fingerprint is None
+    discover(sp, cache_path=cache)
+    assert discover(sp, cache_path=cache).fingerprint == warm.fingerprint
+    # A store change: read from disk, then a new fingerprint once its snapshot is kept.
+    _installed_by_store(root, "acme.two", "1.0.0")
+    _bump_generation(root)
+    _age(root)
+    assert discover(sp, cache_path=cache).fingerprint is None
+    assert discover(sp, cache_path=cache).fingerprint not in (None, warm.fingerprint)
+    # A search path that appears: read from disk.
+    (tmp_path / "absent").mkdir()
+    assert discover(sp, cache_path=cache).fingerprint is None
+    # A hand-placed plugin: never a snapshot, never a fingerprint.
+    write_plugin(root, "acme.hand", "0.1.0")
+    _age(root)
+    discover(sp, cache_path=cache)
+    assert discover(sp, cache_path=cache).fingerprint is None

@@ -897,3 +897,41 @@ def test_get_of_a_disabled_plugins_contribution_says_why(
 
     with pytest.raises(LoadError, match=r"a\.off: .*disabled in config"):
         host.get("tool", "thing")
+
+
+def test_a_warm_start_reads_its_plan_back_until_anything_changes(tmp_path: Path) -> None:
+    """The store's plugins, discovered from the cache, are planned once and read back."""
+    import os
+    import time
+
+    from plugbay.store import Store, build_bundle
+
+    home = tmp_path / "home"
+    bundles = [
+        str(build_bundle(write_plugin(tmp_path / "src", pid, dependencies=deps), tmp_path / "b"))
+        for pid, deps in [("acme.base", None), ("acme.app", {"acme.base": ">=1.0.0"})]
+    ]
+    Store(home).install(bundles)
+    past = time.time() - 60  # the store's stamp and folders, old enough to be trusted
+    for dirpath, dirnames, filenames in os.walk(home / "plugins"):
+        for name in [*dirnames, *filenames]:
+            os.utime(os.path.join(dirpath, name), (past, past), follow_symlinks=False)
+    os.utime(home / "plugins", (past, past))
+
+    def planned() -> tuple[list[str], list[str]]:
+        host = Host("testapp", "1.0.0", home=home)
+        result = host.plan()
+        return [p.id for p in result.order], sorted(result.rejected)
+
+    assert planned() == (["acme.base", "acme.app"], [])  # discovered from disk
+    assert planned() == (["acme.base", "acme.app"], [])  # from the cache: planned, kept
+    kept = home / "cache" / "plan.msgpack"
+    assert kept.exists()
+    stamp = kept.stat().st_mtime_ns
+    assert planned() == (["acme.base", "acme.app"], [])  # read back: not written again
+    assert kept.stat().st_mtime_ns == stamp
+    (home / "config.toml").write_text('disabled = ["acme.base"]\n')
+    assert planned() == ([], ["acme.app", "acme.base"])  # the config changed: planned again
+    (home / "config.toml").write_text("")
+    Store(home).remove(["acme.app"])  # a store change
+    assert planned() == (["acme.base"], [])

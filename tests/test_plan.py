@@ -20,10 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from plugbay import plan as plan_module
 from plugbay.config import Policy
 from plugbay.discovery import Catalog, PluginRecord
 from plugbay.manifest import manifest_from_mapping
-from plugbay.plan import LoadPlan, plan
+from plugbay.plan import LoadPlan, plan, plan_with_cache
 from plugbay.versions import parse_range, parse_version
 
 CASES = Path(__file__).parent / "data" / "plan"
@@ -339,3 +340,109 @@ def test_resolver_finds_a_full_plan_when_one_exists(
     )
     if fits:
         assert {p.id: p.record for p in result.order} == preferred
+
+
+# ---------------------------------------------------------------- the plan cache
+
+
+def _fingerprinted(records: Sequence[PluginRecord], fingerprint: str | None = "f1") -> Catalog:
+    return Catalog(tuple(records), (), fingerprint=fingerprint)
+
+
+def _planning_counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = plan_module.plan
+
+    def counted(*args: Any, **kwargs: Any) -> LoadPlan:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "plan", counted)
+    return calls
+
+
+def _records() -> list[PluginRecord]:
+    return [
+        make_record("acme.base", "1.0.0"),
+        make_record("acme.base", "2.0.0", active=False),
+        make_record("acme.app", "1.0.0", dependencies={"acme.base": ">=1.0.0,<2.0.0"}),
+        make_record("acme.old", "1.0.0", requires=">=2.0.0"),
+        make_record("acme.needs", "1.0.0", dependencies={"acme.gone": "*"}),
+    ]
+
+
+def test_a_plan_is_kept_for_a_fingerprinted_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "plan.msgpack"
+    calls = _planning_counted(monkeypatch)
+    catalog = _fingerprinted(_records())
+    made = plan_with_cache(catalog, cache, api_version="1.5.0", disabled=["acme.x"])
+    assert calls == [1]
+    assert cache.exists()
+    again = plan_with_cache(catalog, cache, api_version="1.5.0", disabled=["acme.x"])
+    assert calls == [1]  # read back, not made again
+    assert again == made == plan(catalog, api_version="1.5.0", disabled=["acme.x"])
+    assert [p.id for p in again.order] == ["acme.base", "acme.app"]
+    assert set(again.rejected) == {"acme.old", "acme.needs"}
+    assert again.get("acme.app") is not None
+    # The records are the catalog's own.
+    assert again.order[0].record is catalog.records[0]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"api_version": "2.1.0"},
+        {"disabled": ["acme.base"]},
+        {"policy": Policy(deny=("acme.app",))},
+        {"platform": "darwin-arm64"},
+        {"fingerprint": "f2"},
+    ],
+    ids=["api-version", "disabled", "policy", "platform", "catalog"],
+)
+def test_a_kept_plan_is_not_used_when_anything_it_was_made_from_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: dict[str, Any]
+) -> None:
+    cache = tmp_path / "plan.msgpack"
+    base: dict[str, Any] = {"api_version": "1.5.0", "disabled": (), "policy": None}
+    plan_with_cache(_fingerprinted(_records()), cache, **base)
+    calls = _planning_counted(monkeypatch)
+    inputs = {**base, **{k: v for k, v in change.items() if k != "fingerprint"}}
+    catalog = _fingerprinted(_records(), change.get("fingerprint", "f1"))
+    changed = plan_with_cache(catalog, cache, **inputs)
+    assert calls == [1]
+    monkeypatch.undo()
+    assert changed == plan(catalog, **inputs)
+
+
+def test_no_plan_is_kept_without_a_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "plan.msgpack"
+    calls = _planning_counted(monkeypatch)
+    plan_with_cache(_fingerprinted(_records(), None), cache)
+    plan_with_cache(_fingerprinted(_records(), None), cache)
+    assert calls == [1, 1]
+    assert not cache.exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "other records"])
+def test_a_damaged_or_foreign_plan_cache_is_planned_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    cache = tmp_path / "plan.msgpack"
+    records = _records()
+    plan_with_cache(_fingerprinted(records), cache)
+    if damage == "garbage":
+        cache.write_bytes(b"\x00not a plan")
+    elif damage == "truncated":
+        cache.write_bytes(cache.read_bytes()[:20])
+    calls = _planning_counted(monkeypatch)
+    # Same fingerprint, other records (as if the cache were wrong): the kept plan names
+    # records that are not there, so it is planned again rather than believed.
+    catalog = _fingerprinted(records[:1] if damage == "other records" else records)
+    result = plan_with_cache(catalog, cache)
+    assert calls == [1]
+    monkeypatch.undo()
+    assert result == plan(catalog)

@@ -118,6 +118,10 @@ class Catalog(msgspec.Struct, frozen=True):
     # Built from ``records``: comparing it too (a Struct compares every field) changes no
     # comparison's result.
     _by_id: dict[str, list[PluginRecord]] = msgspec.field(default_factory=dict)
+    #: Names this exact catalog when it was answered wholly from the cache (every search
+    #: path from its snapshot, entry points from their cache entry): the same fingerprint
+    #: means the same records and problems. None when anything was looked at on disk.
+    fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         for r in self.records:
@@ -128,6 +132,16 @@ class Catalog(msgspec.Struct, frozen=True):
             f"Catalog(records={self.records!r}, problems={self.problems!r}, "
             f"search_paths={self.search_paths!r})"
         )
+
+    def __eq__(self, other: object) -> bool:
+        # What was found, not how: a catalog read from disk equals the same one from cache.
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Catalog)
+        mine = (self.records, self.problems, self.search_paths)
+        return mine == (other.records, other.problems, other.search_paths)
+
+    __hash__ = None  # type: ignore[assignment]  # (manifests hold dicts: never hashable)
 
     def ids(self) -> list[str]:
         """Every plugin id found, sorted."""
@@ -293,17 +307,24 @@ class _Cache:
             self.entry_points,
             self.snapshots,
         )
-        # Written aside and renamed over: a reader never sees half a file. The name is
-        # unique so that two hosts saving at once (threads too) do not share a temp file.
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(msgspec.msgpack.encode(body))
-            os.replace(tmp, self.path)
-        except OSError:
-            # A read-only home still discovers; it only loses the speed-up next time.
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        write_cache_file(self.path, msgspec.msgpack.encode(body))
+
+
+def write_cache_file(path: Path, data: bytes) -> None:
+    """Replace a cache file with ``data``; a home that cannot be written only loses the
+    speed-up next time.
+
+    Written aside and renamed over: a reader never sees half a file. The name is unique
+    so that two hosts saving at once (threads too) do not share a temporary file.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 # ---------------------------------------------------------------- scanning
@@ -317,6 +338,16 @@ class _Scan(msgspec.Struct):
     generations: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
     records: list[PluginRecord] = msgspec.field(default_factory=list)
     problems: list[Problem] = msgspec.field(default_factory=list)
+    #: what answered each part of the catalog from the cache (see Catalog.fingerprint);
+    #: None once a part had to be read from disk
+    sources: list[object] | None = msgspec.field(default_factory=list)
+
+    def read_from_disk(self) -> None:
+        self.sources = None
+
+    def answered(self, *what: object) -> None:
+        if self.sources is not None:
+            self.sources.append(what)
 
 
 class _Root(msgspec.Struct):
@@ -353,7 +384,10 @@ def discover(
     """
     cache = _Cache(cache_path)
     scan = _Scan(cache, reporter or DiscoveryReporter(), time.time_ns(), trust_store)
+    if not trust_store or cache_path is None:
+        scan.read_from_disk()
     scan.records.extend(builtins)
+    scan.answered("builtins", *scan.records)
     if entry_point_group is not None:
         found, problems = _entry_points(scan, entry_point_group, path_entries)
         scan.records.extend(found)
@@ -367,7 +401,23 @@ def discover(
             cache.dirty = True
     cache.save()
     records, shadow_problems = _mark_shadowed(scan.records, search_paths)
-    return Catalog(tuple(records), tuple(scan.problems + shadow_problems), tuple(search_paths))
+    return Catalog(
+        tuple(records),
+        tuple(scan.problems + shadow_problems),
+        tuple(search_paths),
+        fingerprint=_fingerprint(scan, search_paths),
+    )
+
+
+def _fingerprint(scan: _Scan, search_paths: Sequence[SearchPath]) -> str | None:
+    """What names a catalog answered wholly from the cache (see Catalog.fingerprint)."""
+    if scan.sources is None:
+        return None
+    import hashlib
+
+    paths = [(sp.origin, str(sp.path), sp.precedence) for sp in search_paths]
+    what = msgspec.msgpack.encode([_producer(), _CACHE_FORMAT, paths, scan.sources])
+    return hashlib.sha256(what).hexdigest()
 
 
 def _scan_root(scan: _Scan, sp: SearchPath) -> None:
@@ -375,8 +425,10 @@ def _scan_root(scan: _Scan, sp: SearchPath) -> None:
     try:
         st = os.stat(root)
     except (FileNotFoundError, NotADirectoryError):
+        scan.answered("absent", root)
         return  # a search path that does not exist simply holds no plugins
     except OSError as exc:
+        scan.read_from_disk()
         scan.problems.append(_os_problem(root, exc))
         return
     if not _is_dir_mode(st.st_mode):
@@ -400,7 +452,9 @@ def _scan_root(scan: _Scan, sp: SearchPath) -> None:
         scan.cache.snapshot_roots.add(root)
         scan.records.extend(_with_origin(snapshot.records, sp))
         scan.problems.extend(snapshot.problems)
+        scan.answered("snapshot", root, snapshot.generation, snapshot.mtime_ns)
         return
+    scan.read_from_disk()
     first = len(scan.records), len(scan.problems)
     trusted = _generation_unchanged(scan, root)
     _visit(scan, _Root(sp, trusted=trusted), root, 0, st.st_mtime_ns)
@@ -914,7 +968,9 @@ def _entry_points(
         and cached.key == key
         and all(_mtime(path) == mtime for path, mtime in cached.watched)
     ):
+        scan.answered("entry points", slot, cached.key, cached.watched)
         return cached.records, cached.problems
+    scan.read_from_disk()
     records, problems, watched = _scan_entry_points(group, path_entries, scan.reporter)
     if all(scan.now_ns - mtime >= _RACY_NS for _, mtime in (*key, *watched)):
         cache.entry_points[slot] = _EntryPoints(

@@ -46,7 +46,7 @@ from .errors import (
 )
 from .hooks import HookCallError, HookImpl, Hooks, HookSpecError
 from .manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_from_mapping, manifest_in
-from .plan import LoadPlan, plan
+from .plan import LoadPlan, plan_with_cache
 from .registry import Handle, Registry
 
 if TYPE_CHECKING:
@@ -357,8 +357,9 @@ class Host:
         """Decide what loads and in which order (discovers first if needed)."""
         catalog = self.catalog
         t0 = time.perf_counter()
-        self._plan = plan(
+        self._plan = plan_with_cache(
             catalog,
+            self.home / "cache" / "plan.msgpack" if self._use_cache else None,
             api_version=self.api_version,
             policy=self.config.policy,
             disabled=self.config.disabled,

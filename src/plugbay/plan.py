@@ -16,6 +16,7 @@ dependency (the common case), resolvelib is not needed and is not run.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
@@ -24,14 +25,16 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import msgspec
 
 from .config import Policy
-from .discovery import Catalog, PluginRecord, Problem
+from .discovery import Catalog, PluginRecord, Problem, write_cache_file
 from .resolution import Provider, Requirement
 from .versions import parse_version, satisfies
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from resolvelib import AbstractProvider
 
-__all__ = ["LoadPlan", "PlannedPlugin", "Rejected", "plan"]
+__all__ = ["LoadPlan", "PlannedPlugin", "Rejected", "plan", "plan_with_cache"]
 
 RejectedState = Literal["disabled", "blocked"]
 
@@ -86,6 +89,81 @@ class LoadPlan(msgspec.Struct, frozen=True):
     def dependents(self, plugin_id: str) -> list[str]:
         """Ids in the plan that depend on ``plugin_id`` directly."""
         return [p.id for p in self.order if plugin_id in p.dependencies]
+
+
+class _Stored(msgspec.Struct, array_like=True, gc=False):
+    """A plan as kept in the cache: planned records by their place in the catalog."""
+
+    key: str
+    #: (index in Catalog.records, that record's key, its dependencies), in load order
+    order: tuple[tuple[int, str, tuple[str, ...]], ...]
+    rejected: dict[str, Rejected]
+    problems: tuple[Problem, ...]
+
+
+def plan_with_cache(
+    catalog: Catalog,
+    cache_path: Path | None,
+    *,
+    api_version: str | None = None,
+    policy: Policy | None = None,
+    disabled: Iterable[str] = (),
+    platform: str | None = None,
+) -> LoadPlan:
+    """:func:`plan`, kept in ``cache_path`` for the next start.
+
+    A plan is a pure function of the catalog and the other arguments. When the catalog
+    was answered wholly from discovery's cache, its fingerprint names it, and a plan made
+    for the same fingerprint and arguments is read back instead of being made again (a
+    warm start then neither plans nor parses a version). Any other catalog is planned as
+    usual; a cache file that is missing, damaged or from another plugbay is ignored.
+    """
+    off = sorted(set(disabled))
+    if catalog.fingerprint is None or cache_path is None:
+        return plan(
+            catalog, api_version=api_version, policy=policy, disabled=off, platform=platform
+        )
+    from . import __version__
+
+    inputs = [__version__, catalog.fingerprint, api_version, policy or Policy(), off, platform]
+    key = hashlib.sha256(msgspec.msgpack.encode(inputs)).hexdigest()
+    stored = _read_stored(cache_path)
+    if stored is not None and stored.key == key:
+        kept = _rebuild(stored, catalog, api_version)
+        if kept is not None:
+            return kept
+    made = plan(catalog, api_version=api_version, policy=policy, disabled=off, platform=platform)
+    _store(cache_path, key, made, catalog)
+    return made
+
+
+def _read_stored(path: Path) -> _Stored | None:
+    try:
+        return msgspec.msgpack.decode(path.read_bytes(), type=_Stored)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _rebuild(stored: _Stored, catalog: Catalog, api_version: str | None) -> LoadPlan | None:
+    records = catalog.records
+    order = []
+    for index, key, dependencies in stored.order:
+        if index >= len(records) or records[index].key != key:
+            return None  # not the catalog it was made for after all
+        order.append(PlannedPlugin(records[index], dependencies))
+    return LoadPlan(tuple(order), stored.rejected, stored.problems, api_version)
+
+
+def _store(path: Path, key: str, made: LoadPlan, catalog: Catalog) -> None:
+    places = {id(r): n for n, r in enumerate(catalog.records)}
+    order = []
+    for p in made.order:
+        index = places.get(id(p.record))
+        if index is None:
+            return  # a record that is not the catalog's own: nothing to point at
+        order.append((index, p.record.key, p.dependencies))
+    stored = _Stored(key, tuple(order), dict(made.rejected), made.problems)
+    write_cache_file(path, msgspec.msgpack.encode(stored))
 
 
 def plan(

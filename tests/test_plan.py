@@ -345,7 +345,7 @@ def test_resolver_finds_a_full_plan_when_one_exists(
 # ---------------------------------------------------------------- the plan cache
 
 
-def _fingerprinted(records: Sequence[PluginRecord], fingerprint: str | None = "f1") -> Catalog:
+def _fingerprinted(records: Sequence[PluginRecord], fingerprint: bytes | None = b"f1") -> Catalog:
     return Catalog(tuple(records), (), fingerprint=fingerprint)
 
 
@@ -397,7 +397,7 @@ def test_a_plan_is_kept_for_a_fingerprinted_catalog(
         {"disabled": ["acme.base"]},
         {"policy": Policy(deny=("acme.app",))},
         {"platform": "darwin-arm64"},
-        {"fingerprint": "f2"},
+        {"fingerprint": b"f2"},
     ],
     ids=["api-version", "disabled", "policy", "platform", "catalog"],
 )
@@ -409,7 +409,7 @@ def test_a_kept_plan_is_not_used_when_anything_it_was_made_from_changed(
     plan_with_cache(_fingerprinted(_records()), cache, **base)
     calls = _planning_counted(monkeypatch)
     inputs = {**base, **{k: v for k, v in change.items() if k != "fingerprint"}}
-    catalog = _fingerprinted(_records(), change.get("fingerprint", "f1"))
+    catalog = _fingerprinted(_records(), change.get("fingerprint", b"f1"))
     changed = plan_with_cache(catalog, cache, **inputs)
     assert calls == [1]
     monkeypatch.undo()

@@ -121,7 +121,7 @@ class Catalog(msgspec.Struct, frozen=True):
     #: Names this exact catalog when it was answered wholly from the cache (every search
     #: path from its snapshot, entry points from their cache entry): the same fingerprint
     #: means the same records and problems. None when anything was looked at on disk.
-    fingerprint: str | None = None
+    fingerprint: bytes | None = None
 
     def __post_init__(self) -> None:
         for r in self.records:
@@ -409,15 +409,14 @@ def discover(
     )
 
 
-def _fingerprint(scan: _Scan, search_paths: Sequence[SearchPath]) -> str | None:
-    """What names a catalog answered wholly from the cache (see Catalog.fingerprint)."""
+def _fingerprint(scan: _Scan, search_paths: Sequence[SearchPath]) -> bytes | None:
+    """What names a catalog answered wholly from the cache (see Catalog.fingerprint): the
+    sources themselves, encoded (a few hundred bytes but for code-registered built-ins;
+    not hashed, as hashlib alone would add some 4 MB to the host)."""
     if scan.sources is None:
         return None
-    import hashlib
-
     paths = [(sp.origin, str(sp.path), sp.precedence) for sp in search_paths]
-    what = msgspec.msgpack.encode([_producer(), _CACHE_FORMAT, paths, scan.sources])
-    return hashlib.sha256(what).hexdigest()
+    return msgspec.msgpack.encode([_producer(), _CACHE_FORMAT, paths, scan.sources])
 
 
 def _scan_root(scan: _Scan, sp: SearchPath) -> None:

@@ -16,7 +16,6 @@ dependency (the common case), resolvelib is not needed and is not run.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
@@ -94,7 +93,7 @@ class LoadPlan(msgspec.Struct, frozen=True):
 class _Stored(msgspec.Struct, array_like=True, gc=False):
     """A plan as kept in the cache: planned records by their place in the catalog."""
 
-    key: str
+    key: bytes
     #: (index in Catalog.records, that record's key, its dependencies), in load order
     order: tuple[tuple[int, str, tuple[str, ...]], ...]
     rejected: dict[str, Rejected]
@@ -126,7 +125,7 @@ def plan_with_cache(
     from . import __version__
 
     inputs = [__version__, catalog.fingerprint, api_version, policy or Policy(), off, platform]
-    key = hashlib.sha256(msgspec.msgpack.encode(inputs)).hexdigest()
+    key = msgspec.msgpack.encode(inputs)
     stored = _read_stored(cache_path)
     if stored is not None and stored.key == key:
         kept = _rebuild(stored, catalog, api_version)
@@ -154,7 +153,7 @@ def _rebuild(stored: _Stored, catalog: Catalog, api_version: str | None) -> Load
     return LoadPlan(tuple(order), stored.rejected, stored.problems, api_version)
 
 
-def _store(path: Path, key: str, made: LoadPlan, catalog: Catalog) -> None:
+def _store(path: Path, key: bytes, made: LoadPlan, catalog: Catalog) -> None:
     places = {id(r): n for n, r in enumerate(catalog.records)}
     order = []
     for p in made.order:

@@ -72,9 +72,9 @@ WORKLOADS = {"deps": (50, 2, 95), "modules": (200, 20, 100)}
 
 #: Timed runs per tool, (full, --quick). ansible-galaxy is the slow side: fewer runs.
 RUNS = {
-    "deps": {"plugbay": (9, 2), "ansible": (7, 2)},
-    "modules": {"plugbay": (7, 2), "ansible": (5, 1)},
-    "queries": {"plugbay": (9, 2), "ansible": (7, 2)},
+    "deps": {"plugbay": (15, 2), "ansible": (11, 2)},
+    "modules": {"plugbay": (9, 2), "ansible": (7, 1)},
+    "queries": {"plugbay": (11, 2), "ansible": (9, 2)},
 }
 WARMUP = 1
 

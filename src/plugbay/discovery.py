@@ -15,7 +15,6 @@ parsed again. A corrupt, truncated or foreign cache is ignored and rebuilt.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
@@ -35,7 +34,7 @@ from .manifest import (
     manifest_from_mapping,
     parse_manifest,
 )
-from .store.layout import GENERATION_FILE
+from .store.layout import GENERATION_FILE, write_cache_file
 from .versions import parse_version
 
 __all__ = [
@@ -308,23 +307,6 @@ class _Cache:
             self.snapshots,
         )
         write_cache_file(self.path, msgspec.msgpack.encode(body))
-
-
-def write_cache_file(path: Path, data: bytes) -> None:
-    """Replace a cache file with ``data``; a home that cannot be written only loses the
-    speed-up next time.
-
-    Written aside and renamed over: a reader never sees half a file. The name is unique
-    so that two hosts saving at once (threads too) do not share a temporary file.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 # ---------------------------------------------------------------- scanning

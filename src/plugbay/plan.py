@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import msgspec
 
 from .config import Policy
-from .discovery import Catalog, PluginRecord, Problem, write_cache_file
+from .discovery import Catalog, PluginRecord, Problem
 from .resolution import Provider, Requirement
+from .store.layout import write_cache_file
 from .versions import parse_version, satisfies
 
 if TYPE_CHECKING:

@@ -42,6 +42,7 @@ import msgspec
 from ..errors import BundleError, ManifestError, SourceError, VersionError
 from ..versions import parse_version
 from .bundle import Limits, ReadBundle, read_bundle_bytes
+from .layout import write_cache_file
 from .sources import (
     OFFLINE_HINT,
     Candidate,
@@ -50,7 +51,6 @@ from .sources import (
     download_path,
     lower_first,
     status_text,
-    store_cached,
     user_agent,
 )
 
@@ -571,7 +571,7 @@ class IndexSource:
             raise SourceError(url, f"is not in the download cache, and {OFFLINE_HINT}")
         data = self._get_bundle(located, meter)
         bundle = self._check(data, located, url)
-        store_cached(cached, data)
+        write_cache_file(cached, data)
         return bundle
 
     def _get_bundle(self, located: _Located, meter: _Meter | None) -> bytes:
@@ -865,8 +865,8 @@ class IndexSource:
             "last_modified": answer.headers.get("last-modified"),
             "sha256": hashlib.sha256(answer.body).hexdigest(),
         }
-        store_cached(body_path, answer.body)
-        store_cached(meta_path, json.dumps(meta, sort_keys=True).encode() + b"\n")
+        write_cache_file(body_path, answer.body)
+        write_cache_file(meta_path, json.dumps(meta, sort_keys=True).encode() + b"\n")
 
 
 # ---------------------------------------------------------------- helpers

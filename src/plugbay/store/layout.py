@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +119,20 @@ class Layout:
                             version == active,
                             self.read_receipt(plugin_id, version),
                         )
+
+
+def write_cache_file(path: Path, data: bytes) -> None:
+    """Replace a cache file (discovery's, a download, an index document) with ``data``;
+    a home that cannot be written only loses the speed-up next time.
+
+    Written aside and renamed over: a reader never sees half a file. The name is unique
+    so that two hosts saving at once (threads too) do not share a temporary file.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

@@ -52,13 +52,13 @@ import msgspec
 from ..errors import BundleError, ManifestError, SourceError, VersionError
 from ..versions import parse_range, parse_version, satisfies
 from .bundle import Limits, ReadBundle, bundle_name, read_bundle, read_bundle_bytes
+from .layout import write_cache_file
 from .sources import (
     OFFLINE_HINT,
     Candidate,
     cached_if_intact,
     lower_first,
     status_text,
-    store_cached,
     user_agent,
 )
 
@@ -1039,7 +1039,7 @@ class OciSource:
                 f"the registry has no {what} {ref} in {reference.repository}"
                 + (f" (its versions: {listed})" if listed else " (it has no version tags)"),
             )
-        store_cached(self._blob_path(manifest.digest), manifest.body)
+        write_cache_file(self._blob_path(manifest.digest), manifest.body)
         return manifest
 
     def _entry(self, reference: OciReference, manifest: _Manifest, shown: str) -> _Entry:
@@ -1114,7 +1114,7 @@ class OciSource:
         with self._errors(shown):
             body = self._http().blob(reference.repository, digest, size)
         _check_digest(body, digest, size, shown, "config")
-        store_cached(self._blob_path(digest), body)
+        write_cache_file(self._blob_path(digest), body)
         return body
 
     def _candidate(self, entry: _Entry) -> Candidate:
@@ -1150,7 +1150,7 @@ class OciSource:
             with self._errors(shown):
                 data = self._http().blob(entry.reference.repository, digest, size, step)
             _check_digest(data, digest, size, shown, "bundle")
-            store_cached(self._blob_path(digest), data)
+            write_cache_file(self._blob_path(digest), data)
         bundle = read_bundle_bytes(data, shown, self._limits)
         config = entry.config
         if (bundle.id, bundle.version) != (config.id, config.version) or (
@@ -1200,7 +1200,7 @@ class OciSource:
 
     def _store_listing(self, repository: str, tags: dict[str, str]) -> None:
         doc = {"registry": self.location.registry, "repository": repository, "tags": tags}
-        store_cached(
+        write_cache_file(
             self._listing_path(repository), json.dumps(doc, sort_keys=True).encode() + b"\n"
         )
 

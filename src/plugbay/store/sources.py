@@ -23,7 +23,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -34,6 +33,7 @@ from ..errors import BundleError, ManifestError, SourceError, VersionError
 from ..manifest import Manifest
 from ..versions import parse_range, parse_version
 from .bundle import Limits, ReadBundle, build_bundle, read_bundle, read_bundle_bytes
+from .layout import write_cache_file
 
 if TYPE_CHECKING:
     from .oci import OciSource
@@ -321,7 +321,7 @@ class Artifacts:
         data = self._get(url, str(artifact))
         bundle = read_bundle_bytes(data, str(artifact), self._limits)
         if self._cache_downloads:
-            store_cached(cached, data)  # kept for --offline
+            write_cache_file(cached, data)  # kept for --offline
         return bundle
 
     def _get(self, url: str, spec: str) -> bytes:
@@ -438,18 +438,6 @@ def _os_reason(exc: BaseException) -> str:
     """``[Errno 111] Connection refused`` → ``Connection refused``."""
     text = str(exc) or type(exc).__name__
     return re.sub(r"^\[Errno -?\d+\]\s*", "", text)
-
-
-def store_cached(target: Path, data: bytes) -> None:
-    """Write a cache file (a download, an index document) atomically; a cache that cannot
-    be written is skipped. Safe from several threads and processes at once."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    except OSError:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- for remote sources

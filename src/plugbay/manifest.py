@@ -12,8 +12,9 @@ generated from them (``python -m plugbay.docgen``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from difflib import get_close_matches
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -149,6 +150,20 @@ _KIND_KEYS = {
     "hook": _BASE_CONTRIB_KEYS | {"priority", "before", "after", "wrapper"},
     "command": _BASE_CONTRIB_KEYS | {"requires-auth"},
 }
+
+
+def _foreign_fields(kind: str) -> tuple[Callable[[Contribution], object], object]:
+    """For contributions of ``kind`` ("" for any kind but those of _KIND_KEYS): what
+    reads the fields only other kinds may set, and the value it reads when all are at
+    their defaults (the same rule as _KIND_KEYS, by field, for _kind_fields_ok)."""
+    allowed = _KIND_KEYS.get(kind, _BASE_CONTRIB_KEYS)
+    foreign = [f for f in msgspec.structs.fields(Contribution) if f.encode_name not in allowed]
+    if len(foreign) == 1:  # (attrgetter of one name gives the value, not a tuple)
+        return attrgetter(foreign[0].name), foreign[0].default
+    return attrgetter(*(f.name for f in foreign)), tuple(f.default for f in foreign)
+
+
+_FOREIGN = {kind: _foreign_fields(kind) for kind in (*_KIND_KEYS, "")}
 
 
 class FilesystemPermissions(_Struct, frozen=True):
@@ -298,11 +313,9 @@ def _kind_fields_ok(m: Manifest) -> bool:
     writes defaults into MANIFEST.json, so a value here means the file was not its own.
     """
     for kind, entries in m.contributes.items():
-        hook, command = kind == "hook", kind == "command"
+        values, defaults = _FOREIGN.get(kind, _FOREIGN[""])
         for c in entries:
-            if not hook and (c.priority or c.before or c.after or c.wrapper):
-                return False
-            if not command and c.requires_auth:
+            if values(c) != defaults:
                 return False
     return True
 

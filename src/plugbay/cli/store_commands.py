@@ -207,9 +207,9 @@ def requirements(
 def _permissions_asked(store: Store, outcome: Outcome) -> list[dict[str, Any]]:
     """What each newly installed plugin asks for (those asking for anything), granted or not."""
     from ..config import HostConfig, load_host_config
-    from ..errors import ConfigError, ManifestError
-    from ..manifest import manifest_from_json_member
+    from ..errors import ConfigError
     from ..security import Permissions, enforced, grant_command
+    from ..store.install import installed_manifest
 
     fresh = {
         (c.id, c.version)
@@ -227,10 +227,8 @@ def _permissions_asked(store: Store, outcome: Outcome) -> list[dict[str, Any]]:
     permissions = Permissions(config)
     out = []
     for plugin_id, version in sorted(fresh):
-        path = store.layout.version_dir(plugin_id, version) / "MANIFEST.json"
-        try:
-            manifest = manifest_from_json_member(path.read_bytes(), str(path))
-        except (OSError, ManifestError):
+        manifest = installed_manifest(store.layout.version_dir(plugin_id, version))
+        if manifest is None:
             continue  # changed since: plugbay verify says how
         report = permissions.report(plugin_id, manifest.permissions)
         if not report:

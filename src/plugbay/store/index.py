@@ -46,6 +46,7 @@ from .layout import write_cache_file
 from .sources import (
     OFFLINE_HINT,
     Candidate,
+    ClosingSource,
     Source,
     cached_if_intact,
     download_path,
@@ -307,7 +308,7 @@ class _Answer(msgspec.Struct, frozen=True):
     body: bytes
 
 
-class IndexSource:
+class IndexSource(ClosingSource):
     """Plugins offered by a static index (flat or sharded), at ``url``.
 
     ``available`` reads index documents only (cached, revalidated once per run); ``fetch``
@@ -366,12 +367,6 @@ class IndexSource:
             if self._client is not None:
                 self._client.close()
                 self._client = None
-
-    def __enter__(self) -> IndexSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------ metadata
 

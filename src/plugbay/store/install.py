@@ -22,7 +22,7 @@ from ..resolution import Conflict, Requirement, explain, resolve
 from ..versions import parse_version
 from . import audit
 from .bundle import Limits, ReadBundle, build_bundle, hash_file
-from .layout import GENERATION_FILE, InstalledVersion, Layout, Receipt
+from .layout import GENERATION_FILE, Layout, Receipt
 from .pydeps import Pip, PythonDependencies, plan_python_dependencies, pydeps_dir
 from .sources import Artifact, Artifacts, Candidate, Requested, Source, parse_spec
 from .transaction import Transaction, locked, recover_pending
@@ -141,7 +141,7 @@ class Store:
         """Installed versions per id (the active one first)."""
         out: dict[str, list[Candidate]] = {}
         for v in self.layout.installed():
-            manifest = _installed_manifest(v)
+            manifest = installed_manifest(v.path)
             if manifest is None:
                 continue
             out.setdefault(v.id, []).append(
@@ -1110,8 +1110,10 @@ def _parse_ref(ref: str, installed: dict[str, list[Candidate]]) -> tuple[str, st
     return plugin_id, None
 
 
-def _installed_manifest(v: InstalledVersion) -> Manifest | None:
-    path = v.path / "MANIFEST.json"
+def installed_manifest(folder: Path) -> Manifest | None:
+    """The manifest of the version installed in ``folder`` (its MANIFEST.json); None if
+    it cannot be read or is not valid (``plugbay verify`` says why)."""
+    path = folder / "MANIFEST.json"
     try:
         return manifest_from_json_member(path.read_bytes(), str(path))
     except (OSError, ManifestError):

@@ -49,6 +49,12 @@ class InstalledVersion(msgspec.Struct, frozen=True):
     receipt: Receipt | None
 
 
+def _plugin_folder(plugin_id: str) -> str:
+    """``acme.tool`` → ``acme/tool``; a plugin without a namespace goes in ``_``."""
+    namespace, _, name = plugin_id.rpartition(".")
+    return f"{namespace or '_'}/{name}"
+
+
 class Layout:
     """Paths of one home; reading only (changes go through a Transaction)."""
 
@@ -62,16 +68,14 @@ class Layout:
         self.config = home / "config.toml"
 
     def plugin_dir(self, plugin_id: str) -> Path:
-        namespace, _, name = plugin_id.rpartition(".")
-        return self.plugins / (namespace or "_") / name
+        return self.plugins / _plugin_folder(plugin_id)
 
     def version_dir(self, plugin_id: str, version: str) -> Path:
         return self.plugin_dir(plugin_id) / version
 
     def version_path(self, plugin_id: str, version: str) -> str:
         """:meth:`version_dir` as a string, for code that runs once per plugin."""
-        namespace, _, name = plugin_id.rpartition(".")
-        return os.path.join(self.plugins, namespace or "_", name, version)
+        return os.path.join(self.plugins, _plugin_folder(plugin_id), version)
 
     def active_file(self, plugin_id: str) -> Path:
         return self.plugin_dir(plugin_id) / "active"

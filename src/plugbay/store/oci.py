@@ -56,6 +56,7 @@ from .layout import write_cache_file
 from .sources import (
     OFFLINE_HINT,
     Candidate,
+    ClosingSource,
     cached_if_intact,
     lower_first,
     status_text,
@@ -571,15 +572,8 @@ class _Client:
         found: list[str] = []
         for _ in range(100):  # at most 100,000 tags: a registry that pages forever stops here
             response = self.request("GET", url, stream=True)
-            if response.status_code == 404:
-                response.close()
+            if not self._found(response, "to the tag list"):
                 return None
-            if response.status_code != 200:
-                response.close()
-                raise _Unreachable(
-                    f"{self.registry} answered {status_text(response.status_code)} to the tag list"
-                    + (f" ({self.last_error})" if self.last_error else "")
-                )
             link = response.links.get("next", {}).get("url")
             try:
                 page = msgspec.json.decode(self._read(response, _MAX_METADATA))
@@ -601,15 +595,8 @@ class _Client:
             headers={"Accept": _ACCEPT},
             stream=True,
         )
-        if response.status_code == 404:
-            response.close()
+        if not self._found(response, f"for the manifest {repository}:{reference}"):
             return None
-        if response.status_code != 200:
-            response.close()
-            raise _Unreachable(
-                f"{self.registry} answered {status_text(response.status_code)} for the manifest "
-                f"{repository}:{reference}" + (f" ({self.last_error})" if self.last_error else "")
-            )
         said = response.headers.get("Docker-Content-Digest")
         body = self._read(response, _MAX_METADATA)
         if len(body) > _MAX_METADATA:
@@ -634,13 +621,21 @@ class _Client:
     ) -> bytes:
         """The blob ``digest``, at most ``size + 1`` bytes (the caller checks both)."""
         response = self.request("GET", self.url(f"{repository}/blobs/{digest}"), stream=True)
-        if response.status_code != 200:
-            response.close()
-            raise _Unreachable(
-                f"{self.registry} answered {status_text(response.status_code)} for the blob "
-                f"{digest}" + (f" ({self.last_error})" if self.last_error else "")
-            )
+        self._found(response, f"for the blob {digest}", missing_ok=False)
         return self._read(response, size, on_chunk)
+
+    def _found(self, response: Any, what: str, *, missing_ok: bool = True) -> bool:
+        """True for a 200; False for a 404 (``missing_ok``); any other answer is
+        _Unreachable, saying what was asked (``what``). The response is closed unless 200."""
+        if response.status_code == 200:
+            return True
+        response.close()
+        if response.status_code == 404 and missing_ok:
+            return False
+        raise _Unreachable(
+            f"{self.registry} answered {status_text(response.status_code)} {what}"
+            + (f" ({self.last_error})" if self.last_error else "")
+        )
 
     def catalog(self) -> list[str]:
         """The registry's repositories (``/v2/_catalog``), or [] where it does not list them."""
@@ -783,7 +778,7 @@ class _Entry(msgspec.Struct, frozen=True):
     manifest: Manifest
 
 
-class OciSource:
+class OciSource(ClosingSource):
     """Plugins in an OCI registry under ``oci://HOST[:PORT]/REPO``: a :class:`~.sources.Source`.
 
     ``available`` lists the SemVer tags of ``REPO/<id>`` and reads each manifest and config
@@ -834,12 +829,6 @@ class OciSource:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-    def __enter__(self) -> OciSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------ the Source interface
 

@@ -17,6 +17,7 @@ alone, and ``fetch(candidate)`` returns the checked bundle.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 import re
@@ -25,7 +26,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Self
 
 import msgspec
 
@@ -128,6 +129,20 @@ class Source(Protocol):
     def fetch(self, candidate: Candidate) -> ReadBundle:
         """The checked bundle of a candidate this source offered."""
         ...
+
+
+class ClosingSource(abc.ABC):
+    """A source that holds connections: ``close()`` them, or use it in a ``with`` block."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connections (what the source read stays usable)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def parse_spec(spec: str) -> Requested | Artifact:

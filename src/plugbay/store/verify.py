@@ -134,17 +134,17 @@ def _verify_all(
     if workers is None:
         workers = _default_workers(len(versions))
     if workers < 2 or len(versions) < 2:
-        return [_verify_one(layout, v, trust) for v in versions]
+        return _verify_share(layout, versions, trust)
     shares = [versions[i::workers] for i in range(workers)]  # interleaved: similar sizes
     children: list[tuple[int, int]] = []
     try:
         for share in shares[1:]:
             children.append(_fork_verifier(layout, share, trust))
-        done = [[_verify_one(layout, v, trust) for v in shares[0]]]
+        done = [_verify_share(layout, shares[0], trust)]
         while children:
             pid, fd = children.pop(0)
             sent = _child_reports(pid, fd)
-            done.append(_redo(layout, shares[len(done)], trust) if sent is None else sent)
+            done.append(_verify_share(layout, shares[len(done)], trust) if sent is None else sent)
     finally:
         for pid, fd in children:  # only if this process failed: end the others
             os.close(fd)
@@ -173,7 +173,7 @@ def _fork_verifier(layout: Layout, share: list[InstalledVersion], trust: Trust) 
         code = 1
         try:
             os.close(read_fd)
-            data = msgspec.msgpack.encode([_verify_one(layout, v, trust) for v in share])
+            data = msgspec.msgpack.encode(_verify_share(layout, share, trust))
             view = memoryview(data)
             while view:
                 view = view[os.write(write_fd, view) :]
@@ -196,7 +196,9 @@ def _child_reports(pid: int, fd: int) -> list[VerifyReport] | None:
         return None
 
 
-def _redo(layout: Layout, share: list[InstalledVersion], trust: Trust) -> list[VerifyReport]:
+def _verify_share(
+    layout: Layout, share: list[InstalledVersion], trust: Trust
+) -> list[VerifyReport]:
     return [_verify_one(layout, v, trust) for v in share]
 
 

@@ -30,7 +30,7 @@ FAST = {"timeout": 1.5, "cancel_grace": 0.5, "shutdown_grace": 0.5}
 
 #: A plugin child with only the standard library. argv[1] names a fault to show, if any.
 CHILD = r"""
-import json, os, subprocess, sys, threading
+import json, os, subprocess, sys, threading, time
 
 FAULT = sys.argv[1] if len(sys.argv) > 1 else ""
 lock = threading.Lock()
@@ -121,6 +121,14 @@ for line in sys.stdin:
     elif method == "invoke":
         invoke(ident, params)
     elif method == "shutdown":
+        if FAULT == "exit-seen-first" and os.fork() == 0:
+            # The answer comes from a copy that outlives this process by a moment: the
+            # checker sees the exit before it reads the answer.
+            time.sleep(0.2)
+            answer(ident, {})
+            os._exit(0)
+        if FAULT == "exit-seen-first":
+            os._exit(0)
         answer(ident, {})
         if FAULT != "linger-after-shutdown":
             sys.exit(0)
@@ -185,6 +193,14 @@ def test_a_well_behaved_child_passes_every_case(child: list[str], tmp_path: Path
     assert report.logs == 2  # one "ready" log per run
     assert "-32800" in report.case("cancel").reason
     assert "exited with code 0" in report.case("shutdown").reason
+
+
+def test_an_exit_seen_before_the_shutdown_answer_still_passes(child: list[str]) -> None:
+    """The exit and the answer are reported by two threads: either may come first."""
+    report = check([*child, "exit-seen-first"], **FAST)
+
+    assert statuses(report)["shutdown"] == "pass", [c for c in report.cases if not c.passed]
+    assert report.passed
 
 
 def test_the_javascript_example_passes_every_case(node: str) -> None:

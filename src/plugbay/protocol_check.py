@@ -948,7 +948,9 @@ class _Kit:
     def _await_exit(self, session: _Session, deadline: float, after: str) -> int:
         """Wait for the child to exit cleanly, reading (and judging) what it still writes."""
         child = session.child
-        while True:
+        # Its exit may already have been seen while the last answer was awaited: the exit
+        # thread and the stdout thread race to report a child that answers and leaves.
+        while session.exited_at is None:
             event = child.next_event(deadline)
             if event is None:
                 raise _Fail(
@@ -956,10 +958,10 @@ class _Kit:
                     "its own (a host would kill it)"
                 )
             if event.kind == "exit":
-                break
-            if event.kind == "garbage":
+                session.exited_at = time.monotonic()
+            elif event.kind == "garbage":
                 raise _Broken(f"wrote {event.text} to stdout after {after}")
-            if event.kind == "message":
+            elif event.kind == "message":
                 assert event.message is not None
                 session.file(event.message)
         status: int | None = child.proc.returncode

@@ -1377,8 +1377,10 @@ class Supervisor:
             return
         grace = self.settings.shutdown_grace
         child.expected = True
-        answer = child.request("shutdown", {}, "shutdown", None)
+        # Named before asking: a child that answers and exits at once must not be taken
+        # for one that ended by itself.
         child._set_death("stopped", "was stopped by the host")
+        answer = child.request("shutdown", {}, "shutdown", None)
         with contextlib.suppress(FutureTimeout, PluginCallError):  # else the hard way below
             answer.result(timeout=grace)
         child.close_stdin()

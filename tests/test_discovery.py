@@ -1088,7 +1088,7 @@ def _installed_by_store(root: Path, plugin_id: str, version: str) -> Path:
 
 
 def _bump_generation(root: Path) -> None:
-    """What every store change does: a new .generation file (a new inode)."""
+    """What every store change does: a new .generation file with new random content."""
     tmp = root / ".generation.tmp"
     tmp.write_text(os.urandom(8).hex())
     os.replace(tmp, root / ".generation")
@@ -1137,6 +1137,31 @@ def test_store_installed_plugins_are_taken_from_the_cache_while_the_stamp_holds(
     _bump_generation(root)
     after = discover(sp, cache_path=cache)
     assert "acme.one@1.0.2" in {r.key for r in after.records}
+
+
+def test_a_stamp_rewritten_in_place_at_the_same_time_is_noticed(tmp_path: Path) -> None:
+    """The stamp is its content: a file system that reuses the inode within the same
+    timestamp tick cannot make an old stamp look current (decision 0004)."""
+    root = tmp_path / "plugins"
+    folder = _installed_by_store(root, "acme.one", "1.0.0")
+    _bump_generation(root)
+    _age(root)
+    cache = tmp_path / "cache.msgpack"
+    sp = [SearchPath("user", root, 1)]
+    discover(sp, cache_path=cache)
+    assert discover(sp, cache_path=cache).fingerprint is not None  # from its snapshot
+
+    described = folder / "MANIFEST.json"
+    doc = json.loads(described.read_text())
+    doc["manifest"]["plugin"]["version"] = "1.0.1"
+    described.write_text(json.dumps(doc))
+    stamp = root / ".generation"
+    before = stamp.stat()
+    stamp.write_text(os.urandom(8).hex())  # same inode, same size
+    os.utime(stamp, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (stamp.stat().st_ino, stamp.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+    assert [r.key for r in discover(sp, cache_path=cache).records] == ["acme.one@1.0.1"]
 
 
 def test_a_folder_added_beside_installed_plugins_is_noticed(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "Problem",
     "SearchPath",
     "discover",
+    "remember_store",
 ]
 
 #: Present in every version folder the store installed.
@@ -54,10 +55,12 @@ STORE_MARK = "MANIFEST.json"
 ORIGINS = ("builtin", "system", "user", "project", "config", "api")
 
 _MAX_DEPTH = 3
-_CACHE_FORMAT = 5
+_CACHE_FORMAT = 6
 # A file or folder changed this recently may change again within the file system's
 # timestamp granularity without its mtime moving; such entries are not trusted next time.
 _RACY_NS = 2_000_000_000
+#: the store's stamps are 32 hex digits; a longer file is read this far
+_STAMP_MAX = 256
 _SKIP = frozenset({"__pycache__", "node_modules", "site-packages"})
 
 Severity = Literal["error", "warning", "info"]
@@ -181,7 +184,7 @@ class _Folder(msgspec.Struct, array_like=True, gc=False):
     #: a plugin folder the store installed (it holds MANIFEST.json)
     installed: bool = False
     #: for a search path's root: the store's generation stamp when it was listed
-    generation: tuple[int, int] = (-1, -1)
+    generation: bytes = b""
 
 
 class _Parsed(msgspec.Struct, array_like=True, gc=False):
@@ -202,7 +205,7 @@ class _EntryPoints(msgspec.Struct, array_like=True):
 class _Snapshot(msgspec.Struct, array_like=True, gc=False):
     """Everything one search path held, when the store owns all of it."""
 
-    generation: tuple[int, int]
+    generation: bytes
     mtime_ns: int
     records: tuple[PluginRecord, ...]
     problems: tuple[Problem, ...]
@@ -236,6 +239,9 @@ class _Cache:
         self.seen_manifests: set[str] = set()
         #: search paths answered from their snapshot: their folder entries stay as they are
         self.snapshot_roots: set[str] = set()
+        #: set when only some search paths were scanned (each root, then each root plus a
+        #: separator): the entries of the others stay as they are
+        self.only: tuple[str, ...] | None = None
         self.dirty = False
         if path is not None:
             self._read(path)
@@ -281,7 +287,10 @@ class _Cache:
         self.snapshots = cache.snapshots
 
     def _kept(self, key: str, seen: set[str], roots: tuple[str, ...]) -> bool:
-        return key in seen or (bool(roots) and key.startswith(roots))
+        if key in seen or (bool(roots) and key.startswith(roots)):
+            return True
+        only = self.only
+        return only is not None and not (key in only or key.startswith(only))
 
     def save(self) -> None:
         if self.path is None:
@@ -317,7 +326,10 @@ class _Scan(msgspec.Struct):
     reporter: DiscoveryReporter
     now_ns: int
     trust_store: bool = True
-    generations: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
+    #: the store has just committed a change under its lock (see remember_store): what
+    #: it installed is final, however recent its mtimes
+    settled: bool = False
+    generations: dict[str, bytes] = msgspec.field(default_factory=dict)
     records: list[PluginRecord] = msgspec.field(default_factory=list)
     problems: list[Problem] = msgspec.field(default_factory=list)
     #: what answered each part of the catalog from the cache (see Catalog.fingerprint);
@@ -376,11 +388,7 @@ def discover(
         scan.problems.extend(problems)
     for sp in search_paths:
         _scan_root(scan, sp)
-    for root, stamp in scan.generations.items():
-        folder = cache.folders.get(root)
-        if folder is not None and folder.mtime_ns >= 0 and scan.now_ns - stamp[1] >= _RACY_NS:
-            cache.folders[root] = msgspec.structs.replace(folder, generation=stamp)
-            cache.dirty = True
+    _record_generations(scan)
     cache.save()
     records, shadow_problems = _mark_shadowed(scan.records, search_paths)
     return Catalog(
@@ -389,6 +397,35 @@ def discover(
         tuple(search_paths),
         fingerprint=_fingerprint(scan, search_paths),
     )
+
+
+def remember_store(plugins: Path, cache_path: Path) -> None:
+    """Bring the store's search path up to date in discovery's cache, right after a change.
+
+    The store calls this under its lock once a change is committed, so that the next
+    start (the host's, ``plugbay list``) takes the store's plugins from a snapshot instead
+    of reading every manifest again. Only that search path is scanned; what the cache
+    holds for others stays. Its origin and precedence are the host's usual ones for the
+    home's plugins folder (``user``, 2); a host that ranks it otherwise relabels the
+    records when it reads them.
+    """
+    cache = _Cache(cache_path)
+    root = os.path.abspath(plugins)
+    cache.only = (root, _join(root, ""))
+    scan = _Scan(cache, DiscoveryReporter(), time.time_ns(), settled=True)
+    _scan_root(scan, SearchPath("user", Path(root), 2))
+    _record_generations(scan)
+    cache.save()
+
+
+def _record_generations(scan: _Scan) -> None:
+    """Keep, with each search path's root listing, the stamp it was listed under."""
+    cache = scan.cache
+    for root, stamp in scan.generations.items():
+        folder = cache.folders.get(root)
+        if folder is not None and folder.mtime_ns >= 0:
+            cache.folders[root] = msgspec.structs.replace(folder, generation=stamp)
+            cache.dirty = True
 
 
 def _fingerprint(scan: _Scan, search_paths: Sequence[SearchPath]) -> bytes | None:
@@ -464,8 +501,7 @@ def _remember(scan: _Scan, root: str, mtime_ns: int, first: tuple[int, int]) -> 
     )
     if (
         not scan.trust_store
-        or (stamp[0] < 0 and records)
-        or (stamp[0] >= 0 and scan.now_ns - stamp[1] < _RACY_NS)
+        or (not stamp and records)
         or root_folder is None
         or root_folder.mtime_ns != mtime_ns
         or not installed
@@ -479,22 +515,28 @@ def _remember(scan: _Scan, root: str, mtime_ns: int, first: tuple[int, int]) -> 
         cache.dirty = True
 
 
-def _stamp(root: str) -> tuple[int, int]:
+def _stamp(root: str) -> bytes:
+    """The store's generation stamp under ``root`` (empty when there is none).
+
+    Its content, random for every change the store commits: unlike an (inode, mtime)
+    pair, it cannot come back within one timestamp tick, so a snapshot may be kept the
+    moment the change is made (decision 0004).
+    """
     try:
-        st = os.stat(_join(root, GENERATION_FILE))
+        with open(_join(root, GENERATION_FILE), "rb") as f:
+            return f.read(_STAMP_MAX)
     except OSError:
-        return (-1, -1)
-    return (st.st_ino, st.st_mtime_ns)
+        return b""
 
 
 def _generation_unchanged(scan: _Scan, root: str) -> bool:
     """Whether the store has changed nothing under ``root`` since the cache was written.
 
-    The store replaces ``<root>/.generation`` (a new inode) in every change it commits, so
-    an unchanged (inode, mtime) means every version folder it installed is as cached.
+    The store writes new random content to ``<root>/.generation`` in every change it
+    commits, so an unchanged stamp means every version folder it installed is as cached.
     """
     stamp = _stamp(root)
-    if not scan.trust_store or stamp[0] < 0:
+    if not scan.trust_store or not stamp:
         return False
     snapshot = scan.cache.snapshots.get(root)
     if snapshot is not None and snapshot.generation == stamp:
@@ -714,7 +756,12 @@ def _folder(scan: _Scan, path: str, mtime_ns: int) -> _Folder | None:
     else:
         children = tuple(sorted(_followable(path, listing)))
         active = _read_active(path, listing) if "active" in listing.files else None
-    trusted = listing.trusted and scan.now_ns - mtime_ns >= _RACY_NS
+    # Settled: old enough, or made by the store's change that has just committed (not a
+    # hand-placed plugin folder: one may be edited within the same timestamp tick).
+    trusted = listing.trusted and (
+        scan.now_ns - mtime_ns >= _RACY_NS
+        or (scan.settled and (installed or manifest_name is None))
+    )
     folder = _Folder(
         mtime_ns if trusted else -1,
         manifest_name,
@@ -850,7 +897,9 @@ def _parsed(scan: _Scan, mpath: str, st: os.stat_result) -> _Parsed | None:
     cached = cache.manifests.get(mpath)
     if cached is not None and cached.mtime_ns == st.st_mtime_ns and cached.size == st.st_size:
         return cached
-    trusted = scan.now_ns - st.st_mtime_ns >= _RACY_NS
+    trusted = scan.now_ns - st.st_mtime_ns >= _RACY_NS or (
+        scan.settled and mpath.endswith(STORE_MARK)
+    )
     manifest: Manifest | None = None
     problem: Problem | None = None
     try:

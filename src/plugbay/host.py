@@ -48,6 +48,7 @@ from .hooks import HookCallError, HookImpl, Hooks, HookSpecError
 from .manifest import MANIFEST_NAMES, Manifest, load_manifest, manifest_from_mapping, manifest_in
 from .plan import LoadPlan, plan_with_cache
 from .registry import Handle, Registry
+from .store.layout import DISCOVERY_CACHE
 
 if TYPE_CHECKING:
     from .health import HealthMonitor
@@ -334,7 +335,7 @@ class Host:
         """
         t0 = time.perf_counter()
         _finish_interrupted_change(self.home)
-        cache_path = self.home / "cache" / "discovery.msgpack" if self._use_cache else None
+        cache_path = self.home / DISCOVERY_CACHE if self._use_cache else None
         self._catalog = discover(
             self.search_paths(),
             cache_path=cache_path,

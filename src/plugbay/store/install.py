@@ -354,8 +354,7 @@ class Store:
                     self._stage_version(txn, staged[change.id], change, python_deps, isolated)
                 if change.active:
                     txn.write(self.layout.active_file(change.id), change.version.encode())
-            _bump_generation(txn, self.layout)
-            txn.commit()
+            _commit(txn, self.layout)
         except BaseException:
             txn.abort()
             raise
@@ -583,8 +582,7 @@ class Store:
                     txn.write(self.layout.active_file(change.id), change.version.encode())
             for pid, versions in doomed.items():
                 self._stage_removal(txn, pid, versions, whole=pid not in chosen)
-            _bump_generation(txn, self.layout)
-            txn.commit()
+            _commit(txn, self.layout)
         except BaseException:
             txn.abort()
             raise
@@ -665,8 +663,7 @@ class Store:
                     target = new_active.get(pid)
                     if target is not None:
                         txn.write(self.layout.active_file(pid), target.encode())
-                _bump_generation(txn, self.layout)
-                txn.commit()
+                _commit(txn, self.layout)
             except BaseException:
                 txn.abort()
                 raise
@@ -716,8 +713,7 @@ class Store:
             txn = Transaction(self.layout)
             try:
                 txn.write(self.layout.active_file(plugin_id), version.encode())
-                _bump_generation(txn, self.layout)
-                txn.commit()
+                _commit(txn, self.layout)
             except BaseException:
                 txn.abort()
                 raise
@@ -1120,6 +1116,16 @@ def installed_manifest(folder: Path) -> Manifest | None:
         return None
 
 
-def _bump_generation(txn: Transaction, layout: Layout) -> None:
-    """Replace the plugins folder's generation stamp, telling discovery to look again."""
+def _commit(txn: Transaction, layout: Layout) -> None:
+    """Commit a change to the plugins folder (under the home's lock), then tell discovery.
+
+    The generation stamp is replaced in the same transaction: discovery trusts its cache
+    of the store's versions only while the stamp is unchanged (decision 0004). Once the
+    change is in place, discovery's cache of the plugins folder is brought up to date, so
+    that the next start reads no manifest again.
+    """
     txn.write(layout.plugins / GENERATION_FILE, os.urandom(16).hex().encode())
+    txn.commit()
+    from ..discovery import remember_store
+
+    remember_store(layout.plugins, layout.discovery_cache)

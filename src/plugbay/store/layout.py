@@ -21,9 +21,11 @@ import msgspec
 __all__ = ["InstalledVersion", "Layout", "Receipt"]
 
 
-#: Replaced (a new file, so a new inode) in the plugins folder by every change the store
+#: Rewritten with new random content in the plugins folder by every change the store
 #: commits; discovery trusts its cache of that folder while it is unchanged (decision 0004).
 GENERATION_FILE = ".generation"
+#: Discovery's metadata cache, in the home (shared by the host and the store).
+DISCOVERY_CACHE = "cache/discovery.msgpack"
 
 
 class Receipt(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -64,6 +66,7 @@ class Layout:
         self.receipts = home / "receipts"
         self.staging = home / "staging"
         self.cache = home / "cache"
+        self.discovery_cache = home / DISCOVERY_CACHE
         self.lock_path = home / ".lock"
         self.config = home / "config.toml"
 

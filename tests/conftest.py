@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from plugbay import Host
+from plugbay.discovery import DiscoveryReporter
 
 # The suite starts thousands of Python processes (the plugbay command, plugins, pip). They
 # share one bytecode cache outside the source trees, so that each module is compiled once
@@ -212,3 +213,17 @@ def build_greeter_wasm() -> Path:
         pytest.fail(f"`make wasm-example` failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     assert wasm.read_bytes()[:4] == b"\0asm"
     return wasm
+
+
+class Recorder(DiscoveryReporter):
+    """Counts what discovery read from disk (as opposed to taking it from the cache)."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self.parsed: list[str] = []
+
+    def folder_found(self, path: str) -> None:
+        self.found.append(path)
+
+    def manifest_parsed(self, path: str) -> None:
+        self.parsed.append(path)

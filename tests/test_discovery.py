@@ -16,29 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_plugin
+from conftest import Recorder, write_plugin
 from plugbay import Host
-from plugbay.discovery import Catalog, DiscoveryReporter, PluginRecord, SearchPath, discover
+from plugbay.discovery import Catalog, PluginRecord, SearchPath, discover
 from plugbay.manifest import manifest_from_mapping
 
 GROUP = "testapp.plugins"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-class Recorder(DiscoveryReporter):
-    """Counts what discovery read from disk (as opposed to taking it from the cache)."""
-
-    def __init__(self) -> None:
-        self.found: list[str] = []
-        self.parsed: list[str] = []
-
-    def folder_found(self, path: str) -> None:
-        self.found.append(path)
-
-    def manifest_parsed(self, path: str) -> None:
-        self.parsed.append(path)
 
 
 class Remover(Recorder):

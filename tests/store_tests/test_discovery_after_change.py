@@ -13,38 +13,28 @@ import os
 import time
 from pathlib import Path
 
-from conftest import write_plugin
+from conftest import Recorder, write_plugin
 from plugbay import Host
-from plugbay.discovery import Catalog, DiscoveryReporter
+from plugbay.discovery import Catalog
 from plugbay.store import Store
 
 
-class Recorder(DiscoveryReporter):
-    """What discovery read from disk (as opposed to taking it from its cache)."""
-
-    def __init__(self) -> None:
-        self.found: list[str] = []
-        self.parsed: list[str] = []
-
-    def folder_found(self, path: str) -> None:
-        self.found.append(path)
-
-    def manifest_parsed(self, path: str) -> None:
-        self.parsed.append(path)
-
-
-def start(home: Path, tmp_path: Path) -> tuple[Catalog, Recorder]:
-    """A host's discovery in ``home`` (no entry points), and what it read from disk."""
-    recorder = Recorder()
-    host = Host(
+def host(home: Path, tmp_path: Path, reporter: Recorder | None = None) -> Host:
+    """A host of ``home`` with no entry points and its other search paths in ``tmp_path``."""
+    return Host(
         "testapp",
         home=home,
         entry_points=False,
         system_path=tmp_path / "system",
         project_path=tmp_path / "project",
-        reporter=recorder,
+        reporter=reporter,
     )
-    return host.discover(), recorder
+
+
+def start(home: Path, tmp_path: Path) -> tuple[Catalog, Recorder]:
+    """A host's discovery in ``home``, and what it read from disk."""
+    recorder = Recorder()
+    return host(home, tmp_path, recorder).discover(), recorder
 
 
 def active_keys(catalog: Catalog) -> list[str]:
@@ -94,13 +84,7 @@ def test_the_next_start_after_each_change_reads_no_manifest(home: Path, tmp_path
     assert sorted(r.key for r in catalog.records) == ["acme.one@1.0.0", "acme.one@2.0.0"]
     assert (read.found, read.parsed) == ([], [])
     # What the cache says is what a thorough look at every file says.
-    thorough = Host(
-        "testapp",
-        home=home,
-        entry_points=False,
-        system_path=tmp_path / "system",
-        project_path=tmp_path / "project",
-    ).discover(thorough=True)
+    thorough = host(home, tmp_path).discover(thorough=True)
     assert thorough.records == catalog.records
 
 

@@ -22,8 +22,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Self
@@ -37,6 +35,8 @@ from .bundle import Limits, ReadBundle, build_bundle, read_bundle, read_bundle_b
 from .layout import write_cache_file
 
 if TYPE_CHECKING:
+    import subprocess
+
     from .oci import OciSource
 
 __all__ = [
@@ -251,10 +251,11 @@ class Artifacts:
         self._by_id: dict[str, list[Candidate]] = {}
         # oci:// specs: their registry locations, which also offer the dependencies.
         self._registries: dict[str, OciSource] = {}
-        self._work = Path(tempfile.mkdtemp(prefix="plugbay-build-"))
+        self._work_dir: Path | None = None  # made when a folder is built or a clone made
 
     def close(self) -> None:
-        shutil.rmtree(self._work, ignore_errors=True)
+        if self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
         for registry in self._registries.values():
             registry.close()
 
@@ -294,8 +295,16 @@ class Artifacts:
             return self._pull(artifact)
         raise SourceError(str(artifact), f"unknown source type {artifact.kind!r}")
 
+    def _scratch(self) -> Path:
+        """A new empty folder in this source's work folder (removed by :meth:`close`)."""
+        import tempfile  # not needed to install bundles: most installs never import it
+
+        if self._work_dir is None:
+            self._work_dir = Path(tempfile.mkdtemp(prefix="plugbay-build-"))
+        return Path(tempfile.mkdtemp(dir=self._work_dir))
+
     def _build(self, folder: Path, spec: str) -> ReadBundle:
-        out = Path(tempfile.mkdtemp(dir=self._work))
+        out = self._scratch()
         try:
             return read_bundle(build_bundle(folder, out), self._limits)
         except BundleError as exc:
@@ -388,7 +397,7 @@ class Artifacts:
         git = shutil.which("git")
         if git is None:
             raise SourceError(str(artifact), "needs git, which is not installed (install git)")
-        dest = Path(tempfile.mkdtemp(dir=self._work)) / "src"
+        dest = self._scratch() / "src"
         clone = _git(git, "clone", "--quiet", "--no-checkout", "--", artifact.location, str(dest))
         if clone.returncode != 0:
             raise SourceError(str(artifact), f"git clone failed: {_git_reason(clone.stderr)}")
@@ -430,6 +439,8 @@ def download_path(cache: Path, url: str) -> Path:
 
 def _git(git: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run git without ever waiting for a password: a missing credential is an error."""
+    import subprocess
+
     env = {
         **os.environ,
         "GIT_TERMINAL_PROMPT": "0",

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -642,3 +643,26 @@ def test_tracebacks_only_with_vvv(seeded: Path, served: Served) -> None:
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert f"error: {url}: the server answered 404 Not Found" in result.stderr
+
+
+def test_a_download_does_not_import_httpxs_command_line_client(
+    served: Served, home: Path, tmp_path: Path
+) -> None:
+    """httpx imports its own CLI (rich, pygments) when they are installed; a download
+    never needs it, and importing it on purpose afterwards still works."""
+    url = publish(served, write_plugin(tmp_path / "src", "acme.solo", "1.0.0"))
+    script = f"""
+import sys
+from pathlib import Path
+from plugbay.store import Store
+Store(Path({str(home)!r})).install([{url!r}])
+assert "httpx" in sys.modules, "the download did not go through httpx"
+print(sorted(m for m in ("httpx._main", "rich", "pygments") if m in sys.modules))
+import httpx._main
+print(callable(httpx._main.main))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "True"]

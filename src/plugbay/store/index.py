@@ -51,6 +51,7 @@ from .sources import (
     cached_if_intact,
     download_path,
     lower_first,
+    preload_httpx,
     status_text,
     user_agent,
 )
@@ -752,6 +753,7 @@ class IndexSource(ClosingSource):
     # ------------------------------------------------------------ HTTP
 
     def _http(self) -> httpx.Client:
+        preload_httpx()
         import httpx
 
         with self._client_lock:
@@ -785,6 +787,7 @@ class IndexSource(ClosingSource):
         label a ``.tar.gz`` as gzip-encoded); otherwise decoded. A body over ``cap`` bytes
         is cut off there (the caller finds it is not what it wanted).
         """
+        preload_httpx()
         import httpx
 
         assert not self._offline

@@ -350,6 +350,7 @@ class Artifacts:
 
     def _get(self, url: str, spec: str) -> bytes:
         """The body of a 200 answer to GET ``url``, within the size limit."""
+        preload_httpx()
         import httpx
 
         limit = self._limits.max_compressed_bytes
@@ -499,3 +500,28 @@ def user_agent() -> str:
     from .. import __version__
 
     return f"plugbay/{__version__}"
+
+
+def preload_httpx() -> None:
+    """Import httpx without its command-line client (call it before ``import httpx``).
+
+    On its first import httpx also imports its own command-line client (``httpx._main``)
+    whenever click and rich are installed, as they are beside plugbay: some 80 ms of rich
+    and pygments that a download never uses. While httpx is first imported, that one
+    module is marked absent (a ``None`` entry in ``sys.modules`` makes its import fail),
+    so httpx takes its own fallback for a missing client; the mark is removed at once, so
+    ``import httpx._main`` still works afterwards. Only ``httpx.main``, the client's entry
+    point, is then the fallback that says the client's dependencies are missing.
+    """
+    import sys
+
+    if "httpx" in sys.modules:
+        return
+    marked = "httpx._main" not in sys.modules
+    if marked:
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx  # noqa: F401
+    finally:
+        if marked and "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
+            del sys.modules["httpx._main"]

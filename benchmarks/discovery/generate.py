@@ -11,6 +11,7 @@ Importable (``generate_plugins``, ``generate_dists``) and runnable::
     DIR/<ns>/<name>/<version>/plugin.toml, MANIFEST.json, FILES.json
     DIR/<ns>/<name>/active
     DIR/.generation            the store's stamp, replaced by every install
+    DIR/../receipts/<id>-<version>.json   a receipt per version (unsigned)
 
 spread over about N/50 namespaces; about one plugin in five has two versions side by
 side (the ``active`` file names the newer one, or for some the older one); about one in
@@ -32,6 +33,7 @@ the warm runs would re-parse. Installed plugins are normally older than a few se
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -41,8 +43,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import msgspec
+
 from plugbay.discovery import GENERATION_FILE
 from plugbay.store.bundle import bundle_metadata
+from plugbay.store.layout import Receipt, receipt_name
 
 __all__ = ["DistSummary", "PluginSummary", "generate_dists", "generate_plugins"]
 
@@ -154,20 +159,32 @@ def _date_back(root: Path, when: float) -> None:
         os.utime(dirpath, (when, when))
 
 
-def _as_installed(folder: Path) -> None:
-    """Add what ``plugbay install`` adds to a version folder: MANIFEST.json and FILES.json."""
+def _as_installed(folder: Path, receipts: Path, plugin_id: str, version: str) -> None:
+    """Add what ``plugbay install`` adds to a version folder, MANIFEST.json and FILES.json,
+    and its receipt. There is no bundle: the receipt names the two files' hash instead."""
     _, manifest_json, files_json, _ = bundle_metadata(folder)
     (folder / "MANIFEST.json").write_bytes(manifest_json)
     (folder / "FILES.json").write_bytes(files_json)
+    receipt = Receipt(
+        id=plugin_id,
+        version=version,
+        source="generated",
+        bundle_sha256=hashlib.sha256(manifest_json + files_json).hexdigest(),
+        manifest_sha256=hashlib.sha256(manifest_json).hexdigest(),
+        installed_at="2026-01-01T00:00:00Z",
+    )
+    (receipts / receipt_name(plugin_id, version)).write_bytes(msgspec.json.encode(receipt))
 
 
 def generate_plugins(root: Path, count: int, *, seed: int = 1) -> PluginSummary:
     """Write ``count`` installed plugins under ``root`` (emptied first); see the module doc."""
     t0 = time.perf_counter()
     rng = random.Random(seed)
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
+    receipts = root.parent / "receipts"
+    for folder in (root, receipts):
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
     n_namespaces = max(1, round(count / 50))
     namespaces = [f"ns{i:04d}" for i in range(n_namespaces)]
     # id -> active version, for dependencies on plugins generated earlier
@@ -199,13 +216,14 @@ def generate_plugins(root: Path, count: int, *, seed: int = 1) -> PluginSummary:
             folder.mkdir(parents=True)
             text = _manifest(namespace, name, _text(v), modules, dependency)
             (folder / "plugin.toml").write_text(text, "utf-8")
-            _as_installed(folder)
+            _as_installed(folder, receipts, plugin_id, _text(v))
             versions_written += 1
             contributions += modules
         (base / "active").write_text(_text(active), "utf-8")
         active_of.append((plugin_id, active))
     (root / GENERATION_FILE).write_text(f"generated {count}", "utf-8")
-    _date_back(root, time.time() - PAST_SECONDS)
+    for folder in (root, receipts):
+        _date_back(folder, time.time() - PAST_SECONDS)
     return PluginSummary(
         plugins=count,
         versions=versions_written,

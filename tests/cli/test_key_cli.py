@@ -213,6 +213,14 @@ def test_list_info_and_verify_show_signatures(
     )
     assert (listed["tools.fmt"]["signature"], listed["tools.fmt"]["signer"]) == ("unsigned", None)
     assert (listed["hand.placed"]["signature"], listed["hand.placed"]["signer"]) == (None, None)
+    # Without its receipt, the store cannot say how a version was installed.
+    receipt = home / "receipts" / "tools.fmt-1.0.0.json"
+    kept = receipt.read_bytes()
+    receipt.unlink()
+    listed = {p["id"]: p for p in as_json(run_plugbay(home, "list", "--json"))["plugins"]}
+    assert (listed["tools.fmt"]["signature"], listed["tools.fmt"]["signer"]) == (None, None)
+    assert listed["acme.nutanix"]["signature"] == "signed"
+    receipt.write_bytes(kept)
 
     info = ok(run_plugbay(home, "info", "acme.nutanix"))
     assert f"  signature:    signed by key {acme['id']} (acme), trusted for acme\n" in info

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..store.layout import Layout, receipt_name
 from . import render
 
 if TYPE_CHECKING:
@@ -129,16 +130,19 @@ class _Signatures:
     """Signature status of store-installed versions, as their receipts record it.
 
     No signature is read and ``cryptography`` is not imported (``verify`` checks them):
-    one small receipt read per installed version that is listed.
+    the receipts folder is listed once, then one small receipt is read per listed
+    version that has one.
     """
 
     def __init__(self, host: Host) -> None:
         import os
 
-        from ..store.layout import Layout
-
         # Absolute, as discovery's paths are: --home may be given relative.
         self.layout = Layout(Path(os.path.abspath(host.home)))
+        try:
+            self.names = frozenset(os.listdir(self.layout.receipts))
+        except OSError:
+            self.names = frozenset()
 
     def receipt(self, record: PluginRecord) -> Receipt | None:
         """The receipt of a version the store installed; None for any other record."""
@@ -146,6 +150,8 @@ class _Signatures:
             return None
         if record.path != self.layout.version_path(record.id, record.version):
             return None  # placed by hand: not installed by the store, never signed
+        if receipt_name(record.id, record.version) not in self.names:
+            return None
         return self.layout.read_receipt(record.id, record.version)
 
     def of(self, record: PluginRecord) -> tuple[str | None, str | None]:

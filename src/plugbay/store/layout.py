@@ -57,6 +57,11 @@ def _plugin_folder(plugin_id: str) -> str:
     return f"{namespace or '_'}/{name}"
 
 
+def receipt_name(plugin_id: str, version: str) -> str:
+    """The file name of one version's receipt in ``<home>/receipts``."""
+    return f"{plugin_id}-{version}.json"
+
+
 class Layout:
     """Paths of one home; reading only (changes go through a Transaction)."""
 
@@ -84,7 +89,7 @@ class Layout:
         return self.plugin_dir(plugin_id) / "active"
 
     def receipt_path(self, plugin_id: str, version: str) -> Path:
-        return self.receipts / f"{plugin_id}-{version}.json"
+        return self.receipts / receipt_name(plugin_id, version)
 
     def active_version(self, plugin_id: str) -> str | None:
         try:
@@ -93,10 +98,11 @@ class Layout:
             return None
 
     def read_receipt(self, plugin_id: str, version: str) -> Receipt | None:
+        # A string path and open(): this runs once per listed plugin (plugbay list).
+        path = os.path.join(self.receipts, receipt_name(plugin_id, version))
         try:
-            return msgspec.json.decode(
-                self.receipt_path(plugin_id, version).read_bytes(), type=Receipt
-            )
+            with open(path, "rb") as f:
+                return msgspec.json.decode(f.read(), type=Receipt)
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             return None
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .bundle import FILES_JSON, MANIFEST_JSON, SIGNATURE, FilesList, ManifestFile
-from .layout import InstalledVersion, Layout, Receipt
+from .layout import InstalledVersion, Layout, Receipt, receipt_name
 
 if TYPE_CHECKING:
     from .trust import Trust
@@ -75,7 +75,7 @@ def verify(
     seen = {v.id for v in versions}
     checked = {(v.id, v.version) for v in versions}
     # Receipts left without their version folder (the others were read with their folder).
-    known = {layout.receipt_path(i, version).name for i, version in checked}
+    known = {receipt_name(i, version) for i, version in checked}
     for receipt in _receipts(layout, known):
         if (wanted and receipt.id not in wanted) or (receipt.id, receipt.version) in checked:
             continue
@@ -111,7 +111,7 @@ def _receipts(layout: Layout, known: set[str]) -> list[Receipt]:
             receipt = msgspec.json.decode((layout.receipts / name).read_bytes(), type=Receipt)
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             continue  # not one of ours; a receipt an installed version misses is reported there
-        if name == layout.receipt_path(receipt.id, receipt.version).name:
+        if name == receipt_name(receipt.id, receipt.version):
             out.append(receipt)
     return out
 

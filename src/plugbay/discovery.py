@@ -34,7 +34,7 @@ from .manifest import (
     manifest_from_mapping,
     parse_manifest,
 )
-from .store.layout import GENERATION_FILE, write_cache_file
+from .store.layout import generation_stamp, write_cache_file
 from .versions import parse_version
 
 __all__ = [
@@ -60,7 +60,6 @@ _CACHE_FORMAT = 6
 # timestamp granularity without its mtime moving; such entries are not trusted next time.
 _RACY_NS = 2_000_000_000
 #: the store's stamps are 32 hex digits; a longer file is read this far
-_STAMP_MAX = 256
 _SKIP = frozenset({"__pycache__", "node_modules", "site-packages"})
 
 Severity = Literal["error", "warning", "info"]
@@ -464,7 +463,7 @@ def _scan_root(scan: _Scan, sp: SearchPath) -> None:
         scan.trust_store
         and snapshot is not None
         and snapshot.mtime_ns == st.st_mtime_ns
-        and snapshot.generation == _stamp(root)
+        and snapshot.generation == generation_stamp(root)
     ):
         # The store changed nothing here and no folder was added or removed at the top.
         scan.cache.snapshot_roots.add(root)
@@ -493,7 +492,7 @@ def _remember(scan: _Scan, root: str, mtime_ns: int, first: tuple[int, int]) -> 
     """
     cache = scan.cache
     records = tuple(scan.records[first[0] :])
-    stamp = scan.generations.get(root) or _stamp(root)
+    stamp = scan.generations.get(root) or generation_stamp(root)
     root_folder = cache.folders.get(root)
     installed = all(
         (f := cache.folders.get(r.path)) is not None and f.installed and f.mtime_ns >= 0
@@ -515,27 +514,13 @@ def _remember(scan: _Scan, root: str, mtime_ns: int, first: tuple[int, int]) -> 
         cache.dirty = True
 
 
-def _stamp(root: str) -> bytes:
-    """The store's generation stamp under ``root`` (empty when there is none).
-
-    Its content, random for every change the store commits: unlike an (inode, mtime)
-    pair, it cannot come back within one timestamp tick, so a snapshot may be kept the
-    moment the change is made (decision 0004).
-    """
-    try:
-        with open(_join(root, GENERATION_FILE), "rb") as f:
-            return f.read(_STAMP_MAX)
-    except OSError:
-        return b""
-
-
 def _generation_unchanged(scan: _Scan, root: str) -> bool:
     """Whether the store has changed nothing under ``root`` since the cache was written.
 
     The store writes new random content to ``<root>/.generation`` in every change it
     commits, so an unchanged stamp means every version folder it installed is as cached.
     """
-    stamp = _stamp(root)
+    stamp = generation_stamp(root)
     if not scan.trust_store or not stamp:
         return False
     snapshot = scan.cache.snapshots.get(root)

@@ -129,9 +129,8 @@ def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int
 class _Signatures:
     """Signature status of store-installed versions, as their receipts record it.
 
-    No signature is read and ``cryptography`` is not imported (``verify`` checks them):
-    the receipts folder is listed once, then one small receipt is read per listed
-    version that has one.
+    No signature is read and ``cryptography`` is not imported (``verify`` checks them);
+    a listing takes every status from one small cache file (plugbay.store.signers).
     """
 
     def __init__(self, host: Host) -> None:
@@ -139,28 +138,34 @@ class _Signatures:
 
         # Absolute, as discovery's paths are: --home may be given relative.
         self.layout = Layout(Path(os.path.abspath(host.home)))
-        try:
-            self.names = frozenset(os.listdir(self.layout.receipts))
-        except OSError:
-            self.names = frozenset()
+        self._signers: dict[str, str | None] | None = None
+
+    def _installed(self, record: PluginRecord) -> bool:
+        """Whether the store installed this version (a hand-placed one is never signed)."""
+        return record.origin != "builtin" and record.path == self.layout.version_path(
+            record.id, record.version
+        )
 
     def receipt(self, record: PluginRecord) -> Receipt | None:
         """The receipt of a version the store installed; None for any other record."""
-        if record.origin == "builtin":
-            return None
-        if record.path != self.layout.version_path(record.id, record.version):
-            return None  # placed by hand: not installed by the store, never signed
-        if receipt_name(record.id, record.version) not in self.names:
+        if not self._installed(record):
             return None
         return self.layout.read_receipt(record.id, record.version)
 
     def of(self, record: PluginRecord) -> tuple[str | None, str | None]:
         """``("signed", key id)``, ``("unsigned", None)``, or ``(None, None)`` when the
         store did not install it."""
-        receipt = self.receipt(record)
-        if receipt is None:
+        if not self._installed(record):
             return None, None
-        return ("signed", receipt.signer) if receipt.signer else ("unsigned", None)
+        if self._signers is None:
+            from ..store.signers import signers
+
+            self._signers = signers(self.layout)
+        name = receipt_name(record.id, record.version)
+        if name not in self._signers:
+            return None, None
+        signer = self._signers[name]
+        return ("signed", signer) if signer else ("unsigned", None)
 
 
 def _refused_copies(plan: LoadPlan, plugin_id: str) -> list[dict[str, Any]]:

@@ -26,6 +26,24 @@ __all__ = ["InstalledVersion", "Layout", "Receipt"]
 GENERATION_FILE = ".generation"
 #: Discovery's metadata cache, in the home (shared by the host and the store).
 DISCOVERY_CACHE = "cache/discovery.msgpack"
+#: Who signed each installed version, by receipt (see plugbay.store.signers).
+SIGNERS_CACHE = "cache/signers.msgpack"
+_STAMP_MAX = 256
+
+
+def generation_stamp(plugins: str) -> bytes:
+    """The store's generation stamp in the plugins folder ``plugins`` (empty when there is
+    none).
+
+    Its content, random for every change the store commits: unlike an (inode, mtime)
+    pair, it cannot come back within one timestamp tick, so what was cached under it may
+    be trusted the moment the change is made (decision 0004).
+    """
+    try:
+        with open(os.path.join(plugins, GENERATION_FILE), "rb") as f:
+            return f.read(_STAMP_MAX)
+    except OSError:
+        return b""
 
 
 class Receipt(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -62,6 +80,15 @@ def receipt_name(plugin_id: str, version: str) -> str:
     return f"{plugin_id}-{version}.json"
 
 
+def read_receipt_file(path: str | Path) -> Receipt | None:
+    """The receipt in ``path``; None when it is missing or not a receipt."""
+    try:
+        with open(path, "rb") as f:
+            return msgspec.json.decode(f.read(), type=Receipt)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
 class Layout:
     """Paths of one home; reading only (changes go through a Transaction)."""
 
@@ -72,6 +99,7 @@ class Layout:
         self.staging = home / "staging"
         self.cache = home / "cache"
         self.discovery_cache = home / DISCOVERY_CACHE
+        self.signers_cache = home / SIGNERS_CACHE
         self.lock_path = home / ".lock"
         self.config = home / "config.toml"
 
@@ -98,13 +126,7 @@ class Layout:
             return None
 
     def read_receipt(self, plugin_id: str, version: str) -> Receipt | None:
-        # A string path and open(): this runs once per listed plugin (plugbay list).
-        path = os.path.join(self.receipts, receipt_name(plugin_id, version))
-        try:
-            with open(path, "rb") as f:
-                return msgspec.json.decode(f.read(), type=Receipt)
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            return None
+        return read_receipt_file(os.path.join(self.receipts, receipt_name(plugin_id, version)))
 
     def installed(self) -> Iterator[InstalledVersion]:
         """Every version folder the store installed (one holding MANIFEST.json)."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .bundle import FILES_JSON, MANIFEST_JSON, SIGNATURE, FilesList, ManifestFile
-from .layout import InstalledVersion, Layout, Receipt, receipt_name
+from .layout import InstalledVersion, Layout, Receipt, read_receipt_file, receipt_name
 
 if TYPE_CHECKING:
     from .trust import Trust
@@ -107,9 +107,8 @@ def _receipts(layout: Layout, known: set[str]) -> list[Receipt]:
     for name in names:
         if not name.endswith(".json") or name in known:
             continue
-        try:
-            receipt = msgspec.json.decode((layout.receipts / name).read_bytes(), type=Receipt)
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        receipt = read_receipt_file(layout.receipts / name)
+        if receipt is None:
             continue  # not one of ours; a receipt an installed version misses is reported there
         if name == receipt_name(receipt.id, receipt.version):
             out.append(receipt)

@@ -45,9 +45,8 @@ from pathlib import Path
 
 import msgspec
 
-from plugbay.discovery import GENERATION_FILE
 from plugbay.store.bundle import bundle_metadata
-from plugbay.store.layout import Receipt, receipt_name
+from plugbay.store.layout import GENERATION_FILE, Receipt, receipt_name
 
 __all__ = ["DistSummary", "PluginSummary", "generate_dists", "generate_plugins"]
 

@@ -82,8 +82,12 @@ class Child:
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         self._stderr: list[bytes] = []
         self._next_id = 0
-        threading.Thread(target=self._pump, daemon=True).start()
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._pump, daemon=True),
+            threading.Thread(target=self._drain_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -246,7 +250,14 @@ class Child:
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        # The readers end at end of file, now that the group is gone; a pipe closed under
+        # a reader that is still in read() would fail in its thread instead.
+        for reader in self._readers:
+            reader.join(WAIT)
+        streams = [self.proc.stdin]
+        if not any(reader.is_alive() for reader in self._readers):
+            streams += [self.proc.stdout, self.proc.stderr]
+        for stream in streams:
             if stream is not None:
                 with contextlib.suppress(OSError):  # a broken pipe: the child is gone anyway
                     stream.close()

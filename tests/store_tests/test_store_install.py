@@ -326,6 +326,11 @@ def test_force_installs_anyway_and_warns(home: Path, left_right: Store, src: Sou
     # acme.left accepts, and lists that one.
     plugin = listed(home)["acme.shared"]
     assert (plugin["version"], sorted(plugin["other_versions"])) == ("1.0.0", ["2.0.0", "3.0.0"])
+    assert plugin["active"] == "3.0.0"
+    assert (
+        "  acme.shared: 1.0.0 loads, not the active 3.0.0, which does not fit this host or the "
+        "plugins that depend on it"
+    ) in ok(plugbay(home, "list"))
 
 
 def test_no_activate_installs_beside_without_breaking(
@@ -339,6 +344,8 @@ def test_no_activate_installs_beside_without_breaking(
     assert active(home, "acme.shared") == "1.0.0"
     plugin = listed(home)["acme.shared"]
     assert (plugin["version"], sorted(plugin["other_versions"])) == ("1.0.0", ["2.0.0", "3.0.0"])
+    assert plugin["active"] == "1.0.0"
+    assert not [line for line in ok(plugbay(home, "list")) if "loads, not the active" in line]
 
 
 def test_no_activate_still_refuses_a_new_plugin_it_would_leave_broken(

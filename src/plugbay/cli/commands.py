@@ -57,10 +57,13 @@ def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int
             chosen = versions[0]
         state, reason = _state(plan, plugin_id)
         signature, signer = signatures.of(chosen)
+        # The version the `active` file names; the planner may load another one.
+        active = next((r.version for r in live if r.active), None)
         plugins.append(
             {
                 "id": plugin_id,
                 "version": chosen.version,
+                "active": active,
                 "other_versions": sorted({r.version for r in live} - {chosen.version}),
                 "origin": chosen.origin,
                 "runtime": chosen.manifest.plugin.runtime,
@@ -112,6 +115,11 @@ def list_plugins(settings: Settings, *, show_all: bool, kind: str | None) -> int
     for p in plugins:
         if p["reason"] and (settings.verbose or p["state"] != "enabled"):
             render.line(f"  {p['id']}: {p['reason']}")
+        if p["state"] == "enabled" and p["active"] not in (None, p["version"]):
+            render.line(
+                f"  {p['id']}: {p['version']} loads, not the active {p['active']}, which does "
+                "not fit this host or the plugins that depend on it"
+            )
         for refused in p["refused_copies"]:
             render.line(f"  {p['id']}: {refused['reason']}")
         if p["signer"] and settings.verbose:

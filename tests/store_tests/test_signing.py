@@ -641,3 +641,48 @@ def test_sync_goes_through_the_trust_policy_too(home: Path, tmp_path: Path) -> N
         "acme (it is not in the keyring)"
     ]
     assert receipt(loose).get("signer") is None
+
+
+# ---------------------------------------------------------------- use
+
+
+def test_use_checks_the_trust_policy_of_now(home: Path, tmp_path: Path) -> None:
+    """A version installed under a looser policy is not made active under a stricter one;
+    the active version stays."""
+    key, public = make_key(tmp_path, "acme")
+    trust(home, public, "acme")
+    store = Store(home)
+    store.install([str(bundle_of(tmp_path, version="0.1.0"))])
+    store.install([str(bundle_of(tmp_path, version="0.2.0", key=key))])
+    active = home / "plugins/acme/nutanix/active"
+    assert active.read_text() == "0.2.0"
+
+    policy(home, "require-signatures = true")
+    with pytest.raises(TrustError) as refused:
+        store.use("acme.nutanix", "0.1.0")
+    assert str(refused.value) == (
+        "acme.nutanix 0.1.0 cannot be made active: it was not installed from a bundle signed "
+        "by a key trusted for acme, and [policy] require-signatures now requires one for "
+        "every plugin (install a signed bundle of it, or remove it); nothing was changed"
+    )
+    assert active.read_text() == "0.2.0"
+
+    policy(home, 'require-signatures = true\ndeny = ["acme.nutanix"]')
+    with pytest.raises(TrustError, match=r"^acme\.nutanix 0\.1\.0 cannot be made active: "):
+        store.use("acme.nutanix", "0.1.0")
+
+    # The signed version may go back and forth while its key is trusted...
+    policy(home, "require-signatures = true")
+    store.install([str(bundle_of(tmp_path, version="0.3.0", key=key))])
+    assert [c.action for c in store.use("acme.nutanix", "0.2.0").changes] == ["switch"]
+    # ...and not once the key is no longer trusted for the namespace.
+    Keyring.load(home).untrust(Layout(home), key.id)
+    with pytest.raises(TrustError, match=r"which is no longer in the keyring"):
+        store.use("acme.nutanix", "0.3.0")
+    assert active.read_text() == "0.2.0"
+
+    # Where signatures are not required, any version may be made active (as any bundle
+    # may be installed, unsigned if need be); verify still reports the untrusted key.
+    policy(home, "require-signatures = false")
+    assert [c.action for c in store.use("acme.nutanix", "0.3.0").changes] == ["switch"]
+    assert [c.action for c in store.use("acme.nutanix", "0.1.0").changes] == ["switch"]

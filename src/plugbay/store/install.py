@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import msgspec
 
-from ..errors import ManifestError, ResolutionError, SourceError, StoreError
+from ..errors import ManifestError, ResolutionError, SourceError, StoreError, TrustError
 from ..manifest import Manifest, manifest_from_json_member
 from ..resolution import Conflict, Requirement, explain, resolve
 from ..versions import parse_version
@@ -704,6 +704,7 @@ class Store:
             if previous == version:
                 outcome.changes.append(Change("keep", plugin_id, version))
                 return outcome
+            self._check_trust_now(plugin_id, version)
             broken = [text for _, text in _newly_broken(installed, installed, {plugin_id: version})]
             if broken and not force:
                 raise StoreError(
@@ -720,6 +721,27 @@ class Store:
             outcome.changes.append(Change("switch", plugin_id, version, previous))
             audit.record(self.layout, "use", outcome.changes)
             return outcome
+
+    def _check_trust_now(self, plugin_id: str, version: str) -> None:
+        """Refuse to make a version active that the trust policy of now would refuse: it
+        was checked when it was installed, and ``[policy]`` or the keyring may have
+        changed since. Its signature is looked at only where signatures are required (as
+        at install, a version is otherwise welcome unsigned); ``verify`` checks them all."""
+        from .trust import Trust
+
+        trust = Trust.of_home(self.layout.home)
+        trust.check_allowed(plugin_id, version, "made active")
+        if not trust.policy.requires_signature(plugin_id):
+            return
+        folder = self.layout.version_dir(plugin_id, version)
+        receipt = self.layout.read_receipt(plugin_id, version)
+        missing, errors = trust.installed_problems(plugin_id, version, folder, receipt)
+        problems = [f"{name} is missing (reinstall it)" for name in missing] + errors
+        if problems:
+            raise TrustError(
+                f"{plugin_id} {version}",
+                f"cannot be made active: {'; '.join(problems)}; nothing was changed",
+            )
 
     def set_enabled(self, plugin_id: str, enabled: bool) -> Outcome:
         """Remove ``plugin_id`` from, or add it to, ``disabled`` in ``config.toml``."""

@@ -59,7 +59,6 @@ _CACHE_FORMAT = 6
 # A file or folder changed this recently may change again within the file system's
 # timestamp granularity without its mtime moving; such entries are not trusted next time.
 _RACY_NS = 2_000_000_000
-#: the store's stamps are 32 hex digits; a longer file is read this far
 _SKIP = frozenset({"__pycache__", "node_modules", "site-packages"})
 
 Severity = Literal["error", "warning", "info"]

@@ -113,3 +113,28 @@ def test_a_damaged_or_unwritable_cache_file_costs_only_speed(
 def test_a_home_without_receipts_has_no_signers(home: Path) -> None:
     assert signers(Layout(home)) == {}
     assert not Layout(home).signers_cache.exists()
+
+
+def test_the_generation_stamp_is_the_last_step_of_a_change(home: Path, tmp_path: Path) -> None:
+    """What the fast path relies on: once the new stamp can be read, so can every receipt
+    of the change (a journal's steps are applied in order)."""
+    from plugbay.store import transaction
+
+    applied: list[str] = []
+    real = transaction._apply
+
+    def recording(op: str, src: Path, dst: Path) -> None:
+        applied.append((src if op == "discard" else dst).name)  # a discard moves src away
+        real(op, src, dst)
+
+    store = Store(home)
+    store.install([str(bundle_of(tmp_path, "tools.fmt", "1.0.0"))])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transaction, "_apply", recording)
+        store.install([str(bundle_of(tmp_path, "tools.lint", "2.0.0"))])
+        assert applied[-1] == GENERATION_FILE
+        assert "tools.lint-2.0.0.json" in applied[:-1]
+        applied.clear()
+        store.remove(["tools.fmt"])
+        assert applied[-1] == GENERATION_FILE
+        assert "tools.fmt-1.0.0.json" in applied[:-1]

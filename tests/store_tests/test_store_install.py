@@ -241,6 +241,16 @@ def test_reinstalling_the_same_version_needs_force(home: Path, src: Sources) -> 
     assert versions(home, "acme.tools") == ["1.0.0"]
 
 
+def test_the_python_api_takes_one_spec_or_id_as_a_string(home: Path, src: Sources) -> None:
+    """A string is one spec, not a sequence of one-letter specs."""
+    store = Store(home)
+    outcome = store.install(src("acme.tools", "1.0.0"))
+    assert summary(outcome.changes) == [("install", "acme.tools", "1.0.0")]
+    assert [r.id for r in store.verify("acme.tools")] == ["acme.tools"]
+    assert summary(store.remove("acme.tools").changes) == [("remove", "acme.tools", "1.0.0")]
+    assert versions(home, "acme.tools") == []
+
+
 def test_two_versions_of_one_plugin_in_one_install(home: Path, src: Sources) -> None:
     one, two = src("acme.tools", "1.0.0"), src("acme.tools", "2.0.0")
     with pytest.raises(SourceError) as info:

@@ -151,12 +151,13 @@ class Store:
             versions.sort(key=lambda c: (c.active, parse_version(c.version)), reverse=True)
         return out
 
-    def verify(self, ids: Sequence[str] = ()) -> list[VerifyReport]:
-        """Re-hash installed files; see :mod:`.verify`."""
+    def verify(self, ids: str | Sequence[str] = ()) -> list[VerifyReport]:
+        """Re-hash installed files (of ``ids``, or of every installed plugin); see
+        :mod:`.verify`."""
         # Crash safety: finish (or discard) a change a killed plugbay left half-applied, so
         # that verify reports the old state or the new one (see transaction.recover_pending).
         recover_pending(self.layout)
-        return verify(self.layout, list(ids))
+        return verify(self.layout, _listed(ids))
 
     def _installed_bundles(self) -> dict[str, tuple[str, str]]:
         """Bundle sha256 → (id, version) of every installed version, from the receipts."""
@@ -185,9 +186,9 @@ class Store:
 
     def install(
         self,
-        specs: Sequence[str],
+        specs: str | Sequence[str],
         *,
-        requirements: Sequence[str] = (),
+        requirements: str | Sequence[str] = (),
         dry_run: bool = False,
         force: bool = False,
         no_deps: bool = False,
@@ -209,7 +210,7 @@ class Store:
         else is refused, named, before anything is written. A plugin asked for by id is
         fetched from its locked source when the home lacks it (see :mod:`.lock`).
         """
-        every = [*specs, *requirements]
+        every = [*_listed(specs), *_listed(requirements)]
         if not every:
             raise SourceError(
                 "install", "nothing to install: give plugin ids, folders, bundles, URLs or -r FILE"
@@ -433,10 +434,10 @@ class Store:
 
     def download(
         self,
-        specs: Sequence[str],
+        specs: str | Sequence[str],
         dest: Path,
         *,
-        requirements: Sequence[str] = (),
+        requirements: str | Sequence[str] = (),
         locked: Lockfile | None = None,
         progress: Progress | None = None,
     ) -> DownloadOutcome:
@@ -447,7 +448,12 @@ class Store:
         from .download import download
 
         return download(
-            self, specs, dest, requirements=requirements, locked=locked, progress=progress
+            self,
+            _listed(specs),
+            dest,
+            requirements=_listed(requirements),
+            locked=locked,
+            progress=progress,
         )
 
     # ------------------------------------------------------------ lock, sync
@@ -617,14 +623,16 @@ class Store:
 
     # ------------------------------------------------------------ remove, use
 
-    def remove(self, refs: Sequence[str], *, force: bool = False, dry_run: bool = False) -> Outcome:
+    def remove(
+        self, refs: str | Sequence[str], *, force: bool = False, dry_run: bool = False
+    ) -> Outcome:
         """Remove ``ID`` (every version) or ``ID@VERSION``; refuses to break dependents.
 
         Removing the active version makes the highest remaining one active.
         """
         with locked(self.layout):
             installed = self.installed()
-            doomed = _doomed(refs, installed)
+            doomed = _doomed(_listed(refs), installed)
             after = {pid: list(vs) for pid, vs in installed.items()}
             outcome = Outcome(dry_run=dry_run)
             new_active: dict[str, str | None] = {}
@@ -953,6 +961,12 @@ def _not_in_indexes(
     return " — " + "; ".join(parts)
 
 
+def _listed(values: str | Sequence[str]) -> list[str]:
+    """What a method taking several specs or ids was given: one string is one of them,
+    not a sequence of characters."""
+    return [values] if isinstance(values, str) else list(values)
+
+
 def _pick_roots(roots: Sequence[Requirement], candidates: _Candidates) -> dict[str, Candidate]:
     """``--no-deps``: the preferred candidate of each root, nothing else."""
     chosen: dict[str, Candidate] = {}
@@ -1146,6 +1160,8 @@ def _commit(txn: Transaction, layout: Layout) -> None:
     change is in place, discovery's cache of the plugins folder is brought up to date, so
     that the next start reads no manifest again.
     """
+    # The last step of the change: whoever reads the new stamp finds every other file of
+    # the change in place (the signers cache relies on it, see .signers).
     txn.write(layout.plugins / GENERATION_FILE, os.urandom(16).hex().encode())
     txn.commit()
     from ..discovery import remember_store

@@ -28,6 +28,7 @@ GENERATION_FILE = ".generation"
 DISCOVERY_CACHE = "cache/discovery.msgpack"
 #: Who signed each installed version, by receipt (see plugbay.store.signers).
 SIGNERS_CACHE = "cache/signers.msgpack"
+#: the store's stamps are 32 hex digits; a longer file is read this far
 _STAMP_MAX = 256
 
 

@@ -7,7 +7,9 @@ more on that than on discovering them. So the answer is kept in
 
 - while the store's generation stamp is the one it was written under and the receipts
   folder holds the same file names, it is taken as it is (the store rewrites the stamp in
-  every change it commits, decision 0004);
+  every change it commits, decision 0004, as the change's last step: the stamp is read
+  first here, so answers gathered during a change are kept under the stamp before it and
+  checked again once the new one is read);
 - otherwise each receipt is checked with a ``stat`` and read again only if its inode,
   size or modification time differ from what was kept, and the file is written anew.
 

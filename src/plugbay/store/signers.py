@@ -53,13 +53,7 @@ def signers(layout: Layout) -> dict[str, str | None]:
         return {}
     kept = _read(layout)
     old = kept.entries if kept is not None else {}
-    if (
-        kept is not None
-        and stamp
-        and kept.stamp == stamp
-        and len(old) == len(names)
-        and all(n in old for n in names)
-    ):
+    if kept is not None and stamp and kept.stamp == stamp and old.keys() == set(names):
         return {name: entry.signer for name, entry in old.items()}
     entries: dict[str, _Entry] = {}
     for name in names:
